@@ -1,5 +1,6 @@
 /* milua.sys: the few operating-system facts the stdlib needs (clocks, terminals). */
 #include "milua.h"
+#include "../nn/parallel.h"
 #include <errno.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -73,9 +74,22 @@ static int s_set_rng_state(lua_State *L) {
 }
 static int s_getpid(lua_State *L) { lua_pushinteger(L, getpid()); return 1; }
 
+/* threads of milua's own parallel loops: the results do not depend on it, only the speed */
+static int s_num_threads(lua_State *L) {
+  lua_pushinteger(L, mt_threads());
+  return 1;
+}
+static int s_set_num_threads(lua_State *L) {
+  lua_Integer n = luaL_checkinteger(L, 1);
+  luaL_argcheck(L, n >= 1 && n <= 1024, 1, "thread count must be between 1 and 1024");
+  mt_set_threads((int)n);
+  return 0;
+}
+
 static const luaL_Reg fns[] = {{"clock", s_clock}, {"cpu_clock", s_cpu_clock}, {"isatty", s_isatty},
                                {"term_width", s_term_width}, {"mkdir", s_mkdir}, {"is_dir", s_is_dir},
-                               {"getpid", s_getpid}, {"rng_state", s_rng_state}, {"set_rng_state", s_set_rng_state}, {NULL, NULL}};
+                               {"getpid", s_getpid}, {"rng_state", s_rng_state}, {"set_rng_state", s_set_rng_state},
+                               {"num_threads", s_num_threads}, {"set_num_threads", s_set_num_threads}, {NULL, NULL}};
 
 int luaopen_milua_sys(lua_State *L) {
   luaL_newlib(L, fns);

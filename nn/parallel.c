@@ -15,6 +15,11 @@ int mt_threads(void) {
   return omp_get_max_threads();
 }
 
+void mt_set_threads(int n) {
+  init_threads();
+  omp_set_num_threads(n < 1 ? 1 : n);
+}
+
 void mt_sgemm1(int transA, int transB, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *B,
                int64_t ldb, float beta, float *C, int64_t ldc) {
   if (M <= 0 || N <= 0) return;

@@ -9,6 +9,8 @@
 
 /* threads milua uses (OMP_NUM_THREADS, else the cores) */
 int mt_threads(void);
+/* set the threads milua's own loops use (n >= 1); OpenBLAS stays at one */
+void mt_set_threads(int n);
 /* C = A @ B (+ beta C) like cblas_sgemm row-major, split over row (or column)
    blocks across threads when the product is large enough to pay for it */
 void mt_sgemm(int transA, int transB, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *B,

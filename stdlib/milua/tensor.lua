@@ -55,5 +55,10 @@ local sys = require "milua.sys"
 --- T.get_rng_state() -> int32 tensor [8]; T.set_rng_state(t): save and restore the global generator
 T.get_rng_state = sys.rng_state
 T.set_rng_state = sys.set_rng_state
+--- T.num_threads() -> n; T.set_num_threads(n): threads of milua's own parallel loops (OpenMP;
+--- OpenBLAS always runs one). Results are bit-identical for any count; tiny models run faster on one,
+--- and one thread avoids spin-waiting when the other cores are busy.
+T.num_threads = sys.num_threads
+T.set_num_threads = sys.set_num_threads
 
 return T
