@@ -1,4 +1,4 @@
-/* milua.nn_core: losses (and, with nn/transformer, the model). */
+/* milua.nn_core: losses, the fused kernels of the transformer (and, with bindings/model.c, the model). */
 #include "milua.h"
 #include "../nn/ops.h"
 
@@ -13,7 +13,33 @@ static int l_mse(lua_State *L) {
   return 1;
 }
 
-static const luaL_Reg fns[] = {{"cross_entropy", l_cross_entropy}, {"mse", l_mse}, {NULL, NULL}};
+/* the transformer's fused kernels, callable one by one (for tests and for researchers'
+   own variants of attention) */
+static int l_layer_norm(lua_State *L) {
+  milua_pushtensor(L, mt_layer_norm(milua_checktensor(L, 1), milua_checktensor(L, 2), milua_checktensor(L, 3),
+                                    luaL_optnumber(L, 4, 1e-5)));
+  return 1;
+}
+static int l_linear(lua_State *L) {
+  milua_pushtensor(L, mt_linear(milua_checktensor(L, 1), milua_checktensor(L, 2), milua_checktensor(L, 3)));
+  return 1;
+}
+static int l_attn_scores(lua_State *L) {
+  milua_pushtensor(L, mt_attn_scores(milua_checktensor(L, 1), milua_checktensor(L, 2)));
+  return 1;
+}
+static int l_attn_softmax(lua_State *L) {
+  milua_pushtensor(L, mt_attn_softmax(milua_checktensor(L, 1), luaL_optnumber(L, 2, 1.0), lua_toboolean(L, 3)));
+  return 1;
+}
+static int l_attn_apply(lua_State *L) {
+  milua_pushtensor(L, mt_attn_apply(milua_checktensor(L, 1), milua_checktensor(L, 2)));
+  return 1;
+}
+
+static const luaL_Reg fns[] = {{"cross_entropy", l_cross_entropy}, {"mse", l_mse}, {"layer_norm", l_layer_norm},
+                               {"linear", l_linear}, {"attn_scores", l_attn_scores}, {"attn_softmax", l_attn_softmax},
+                               {"attn_apply", l_attn_apply}, {NULL, NULL}};
 
 void mb_register_model(lua_State *L);   /* bindings/model.c */
 

@@ -103,6 +103,78 @@ mt_tensor *mt_layer_norm(mt_tensor *x, mt_tensor *w, mt_tensor *b, double eps) {
   return y;
 }
 
+/* LayerNorm in three steps with a hook point between each (hook_scale, hook_normalized), for
+   caches taken without gradients: one pass per step instead of nine generic ops. The caller
+   uses the generic ops when gradients are needed. */
+mt_tensor *mt_ln_scale(mt_tensor *x, double eps) {   /* sqrt(var + eps) over the last dim, [..., 1] */
+  if (x->ndim < 1 || x->dtype != MT_F32) { mt_seterr("ln_scale: needs a float32 tensor [..., D]"); return NULL; }
+  mt_tensor *xc = mt_contiguous(x);
+  if (!xc) return NULL;
+  int64_t shape[MT_MAXDIM], D = x->shape[x->ndim - 1];
+  memcpy(shape, x->shape, sizeof shape);
+  shape[x->ndim - 1] = 1;
+  mt_tensor *sc = mt_empty(MT_F32, x->ndim, shape);
+  if (!sc) { mt_unref(xc); return NULL; }
+  int64_t R = mt_numel(sc);
+  const float *px = mt_f32(xc);
+  float *ps = mt_f32(sc);
+#pragma omp parallel for schedule(static) if (mt_par_worth(3.0 * R * D))
+  for (int64_t r = 0; r < R; r++) {
+    const float *xr = px + r * D;
+    double s = 0, v = 0;
+    for (int64_t i = 0; i < D; i++) s += xr[i];
+    float mean = D ? (float)(s / D) : 0.0f;
+    for (int64_t i = 0; i < D; i++) { float c = xr[i] - mean; v += (double)c * c; }
+    ps[r] = sqrtf((D ? (float)(v / D) : 0.0f) + (float)eps);
+  }
+  mt_unref(xc);
+  return sc;
+}
+
+mt_tensor *mt_ln_normalize(mt_tensor *x, mt_tensor *scale) {   /* (x - mean) / scale, scale [..., 1] */
+  if (x->ndim < 1 || x->dtype != MT_F32 || scale->dtype != MT_F32 || mt_numel(scale) * x->shape[x->ndim - 1] != mt_numel(x)) {
+    mt_seterr("ln_normalize: needs float32 x [..., D] and scale [..., 1]");
+    return NULL;
+  }
+  mt_tensor *xc = mt_contiguous(x), *sc = mt_contiguous(scale);
+  mt_tensor *y = (xc && sc) ? mt_empty(MT_F32, x->ndim, x->shape) : NULL;
+  if (y) {
+    int64_t D = x->shape[x->ndim - 1], R = mt_numel(sc);
+    const float *px = mt_f32(xc), *ps = mt_f32(sc);
+    float *py = mt_f32(y);
+#pragma omp parallel for schedule(static) if (mt_par_worth(3.0 * R * D))
+    for (int64_t r = 0; r < R; r++) {
+      const float *xr = px + r * D;
+      double s = 0;
+      for (int64_t i = 0; i < D; i++) s += xr[i];
+      float mean = (float)(s / D);
+      for (int64_t i = 0; i < D; i++) py[r * D + i] = (xr[i] - mean) / ps[r];
+    }
+  }
+  mt_unref(xc); mt_unref(sc);
+  return y;
+}
+
+mt_tensor *mt_affine(mt_tensor *x, mt_tensor *w, mt_tensor *b) {   /* x * w + b over the last dim */
+  int64_t D = x->ndim ? x->shape[x->ndim - 1] : 0;
+  if (x->ndim < 1 || x->dtype != MT_F32 || mt_numel(w) != D || mt_numel(b) != D || w->dtype != MT_F32 || b->dtype != MT_F32) {
+    mt_seterr("affine: needs float32 x [..., D], w [D] and b [D]");
+    return NULL;
+  }
+  mt_tensor *xc = mt_contiguous(x), *wc = mt_contiguous(w), *bc = mt_contiguous(b);
+  mt_tensor *y = (xc && wc && bc) ? mt_empty(MT_F32, x->ndim, x->shape) : NULL;
+  if (y) {
+    int64_t R = D ? mt_numel(xc) / D : 0;
+    const float *px = mt_f32(xc), *pw = mt_f32(wc), *pb = mt_f32(bc);
+    float *py = mt_f32(y);
+#pragma omp parallel for schedule(static) if (mt_par_worth(2.0 * R * D))
+    for (int64_t r = 0; r < R; r++)
+      for (int64_t i = 0; i < D; i++) py[r * D + i] = px[r * D + i] * pw[i] + pb[i];
+  }
+  mt_unref(xc); mt_unref(wc); mt_unref(bc);
+  return y;
+}
+
 /* ---------------- linear (bias folded into the GEMM) ---------------- */
 /* W [H, K, E] as one [K, H*E] matrix, so a per-head projection is a single GEMM
    (packing x once instead of once per head); the copy is small next to x */
@@ -263,6 +335,76 @@ mt_tensor *mt_attn_softmax(mt_tensor *scores, double scale, int causal) {
     mt_node_attach(n, p);
   }
   return p;
+}
+
+/* ---------------- attention scores: s[b,h,t,u] = sum_e q[b,t,h,e] k[b,u,h,e] ----------------
+   Reads q and k in their projection layout [B,T,H,E] through strides, so neither is
+   permuted into a copy; one small product per (batch, head), unscaled (the softmax scales). */
+static void attn_scores_fwd(const float *q, const float *k, float *s, int64_t B, int64_t H, int64_t T, int64_t S,
+                            int64_t E) {
+#pragma omp parallel for schedule(static) if (mt_par_worth(2.0 * B * H * T * S * E))
+  for (int64_t bh = 0; bh < B * H; bh++) {
+    int64_t b = bh / H, h = bh % H;
+    mt_sgemm1(0, 1, T, S, E, q + b * T * H * E + h * E, H * E, k + b * S * H * E + h * E, H * E, 0.0f, s + bh * T * S, S);
+  }
+}
+
+static int attn_scores_backward(mt_node *n, mt_tensor *g, mt_tensor **gin) {
+  mt_tensor *q = mt_node_saved(n, 0), *k = mt_node_saved(n, 1);
+  if (!q || !k) return -1;
+  int64_t B = q->shape[0], T = q->shape[1], H = q->shape[2], E = q->shape[3], S = k->shape[1];
+  const float *pq = mt_f32(q), *pk = mt_f32(k), *pg = mt_f32(g);
+  if (n->next[0]) {   /* dq[b,:,h,:] = g[b,h] @ k[b,:,h,:] */
+    mt_tensor *dq = mt_empty(MT_F32, 4, q->shape);
+    if (!dq) return -1;
+    float *pd = mt_f32(dq);
+#pragma omp parallel for schedule(static) if (mt_par_worth(2.0 * B * H * T * S * E))
+    for (int64_t bh = 0; bh < B * H; bh++) {
+      int64_t b = bh / H, h = bh % H;
+      mt_sgemm1(0, 0, T, E, S, pg + bh * T * S, S, pk + b * S * H * E + h * E, H * E, 0.0f, pd + b * T * H * E + h * E,
+                H * E);
+    }
+    gin[0] = dq;
+  }
+  if (n->next[1]) {   /* dk[b,:,h,:] = g[b,h]^T @ q[b,:,h,:] */
+    mt_tensor *dk = mt_empty(MT_F32, 4, k->shape);
+    if (!dk) return -1;
+    float *pd = mt_f32(dk);
+#pragma omp parallel for schedule(static) if (mt_par_worth(2.0 * B * H * T * S * E))
+    for (int64_t bh = 0; bh < B * H; bh++) {
+      int64_t b = bh / H, h = bh % H;
+      mt_sgemm1(1, 0, S, E, T, pg + bh * T * S, S, pq + b * T * H * E + h * E, H * E, 0.0f, pd + b * S * H * E + h * E,
+                H * E);
+    }
+    gin[1] = dk;
+  }
+  return 0;
+}
+
+mt_tensor *mt_attn_scores(mt_tensor *q, mt_tensor *k) {
+  char s1[64], s2[64];
+  if (q->ndim != 4 || k->ndim != 4 || q->shape[0] != k->shape[0] || q->shape[2] != k->shape[2] ||
+      q->shape[3] != k->shape[3] || q->dtype != MT_F32 || k->dtype != MT_F32) {
+    mt_seterr("attn_scores: q %s and k %s must be float32 [B,T,H,E] and [B,S,H,E]", mt_shape_str(q, s1, sizeof s1),
+              mt_shape_str(k, s2, sizeof s2));
+    return NULL;
+  }
+  int64_t B = q->shape[0], T = q->shape[1], H = q->shape[2], E = q->shape[3], S = k->shape[1];
+  mt_tensor *qc = mt_contiguous(q), *kc = mt_contiguous(k);
+  int64_t ss[4] = {B, H, T, S};
+  mt_tensor *s = (qc && kc) ? mt_empty(MT_F32, 4, ss) : NULL;
+  if (s) {
+    if (E) attn_scores_fwd(mt_f32(qc), mt_f32(kc), mt_f32(s), B, H, T, S, E);
+    else memset(mt_f32(s), 0, sizeof(float) * (size_t)mt_numel(s));
+    mt_tensor *in[2] = {q, k};
+    if (mt_needs_grad(2, in)) {
+      mt_node *n = mt_node_new("attn_scores", attn_scores_backward, 2, in);
+      if (!n) { mt_unref(s); s = NULL; }
+      else { mt_node_save(n, qc); mt_node_save(n, kc); mt_node_attach(n, s); }
+    }
+  }
+  mt_unref(qc); mt_unref(kc);
+  return s;
 }
 
 /* ---------------- attention apply: z[b,t,h,:] = sum_s p[b,h,t,s] v[b,s,h,:] ---------------- */

@@ -198,9 +198,24 @@ static int active(fctx *f, int id) {
   return f->o && f->o->active && f->o->active[id];
 }
 
+/* the hooked LayerNorm when no gradient is needed (a cache, an intervention): three passes */
+static mt_tensor *layer_norm_nograd(fctx *f, mt_tensor *x, mt_tensor *w, mt_tensor *b, int id_scale, int layer) {
+  mt_tensor *sc = NULL, *xn = NULL, *out = NULL;
+  TRY(sc = mt_ln_scale(x, 1e-5));
+  if (fire(f, id_scale, layer, &sc)) goto fail;
+  TRY(xn = mt_ln_normalize(x, sc));
+  if (fire(f, id_scale + 1, layer, &xn)) goto fail;
+  out = mt_affine(xn, w, b);
+fail:
+  mt_unref(sc); mt_unref(xn);
+  return out;
+}
+
 static mt_tensor *layer_norm(fctx *f, mt_tensor *x, mt_tensor *w, mt_tensor *b, int id_scale, int layer) {
   /* the fused kernel unless a hook wants the scale or the normalized stream */
   if (!active(f, id_scale) && !active(f, id_scale + 1)) return mt_layer_norm(x, w, b, 1e-5);
+  mt_tensor *in[3] = {x, w, b};
+  if (!mt_needs_grad(3, in)) return layer_norm_nograd(f, x, w, b, id_scale, layer);
   mt_tensor *mean = NULL, *xc = NULL, *sq = NULL, *ms = NULL, *eps = NULL, *var = NULL, *scale = NULL, *xn = NULL,
             *y = NULL, *out = NULL;
   TRY(mean = mt_mean(x, -1, 1));
@@ -258,47 +273,58 @@ static mt_tensor *fixed_pattern(int kind, mt_tensor *tokens, int causal) {
   return p;
 }
 
+/* the learned heads' slice of a per-head weight [H, ...] (all of it when no head is fixed) */
+static mt_tensor *learned_heads(mt_tensor *w, mt_tensor *idx) { return idx ? mt_index_select(w, 0, idx) : mt_ref(w); }
+
 static mt_tensor *attention(fctx *f, int l, mt_tensor *x, mt_tensor *const *w, mt_tensor *tokens) {
   const mt_config *c = f->c;
   int64_t B = x->shape[0], T = x->shape[1], H = c->n_heads, E = c->d_head, D = c->d_model;
-  mt_tensor *q = NULL, *k = NULL, *v = NULL, *qp = NULL, *kp = NULL, *vp = NULL, *scores = NULL, *sc = NULL,
-            *pattern = NULL, *z = NULL, *zp = NULL, *z2 = NULL, *wo = NULL, *o = NULL, *ob = NULL, *out = NULL,
-            *mask = NULL, *tmp = NULL;
-  int pq[4] = {0, 2, 1, 3}, pk[4] = {0, 2, 3, 1};
+  mt_tensor *q = NULL, *k = NULL, *v = NULL, *scores = NULL, *pattern = NULL, *z = NULL, *z2 = NULL, *wo = NULL,
+            *out = NULL, *mask = NULL, *tmp = NULL, *idx = NULL, *wq = NULL, *bq = NULL, *wk = NULL, *bk = NULL;
   int64_t sz3[3] = {B, T, H * E}, swo[2] = {H * E, D};
-  TRY(q = head_proj(x, w[0], w[1]));
-  if (fire(f, hook_id(c, l, H_Q), l, &q)) goto fail;
-  TRY(k = head_proj(x, w[2], w[3]));
-  if (fire(f, hook_id(c, l, H_K), l, &k)) goto fail;
+  /* heads with a fixed pattern (the LEGO attention module) compute no Q, K nor scores: those
+     run on the learned heads only, and hook_q, hook_k and hook_attn_scores carry those heads */
+  int64_t n_learned = 0;
+  for (int h = 0; h < H; h++) n_learned += !c->fixed_pattern[h];
+  if (n_learned < H && n_learned > 0) {
+    TRY(idx = mt_empty(MT_I32, 1, &n_learned));
+    int32_t *pi = mt_i32(idx);
+    for (int h = 0, j = 0; h < H; h++) if (!c->fixed_pattern[h]) pi[j++] = h;
+  }
+  if (n_learned > 0) {
+    TRY(wq = learned_heads(w[0], idx));
+    TRY(bq = learned_heads(w[1], idx));
+    TRY(wk = learned_heads(w[2], idx));
+    TRY(bk = learned_heads(w[3], idx));
+    TRY(q = head_proj(x, wq, bq));
+    if (fire(f, hook_id(c, l, H_Q), l, &q)) goto fail;
+    TRY(k = head_proj(x, wk, bk));
+    if (fire(f, hook_id(c, l, H_K), l, &k)) goto fail;
+  }
   TRY(v = head_proj(x, w[4], w[5]));
   if (fire(f, hook_id(c, l, H_V), l, &v)) goto fail;
-  TRY(qp = mt_permute(q, pq));                 /* [B,H,T,E] */
-  TRY(kp = mt_permute(k, pk));                 /* [B,H,E,T] */
-  TRY(scores = mt_matmul(qp, kp));             /* [B,H,T,T] */
-  if (active(f, hook_id(c, l, H_SCORES))) {    /* materialise the hooked scores */
-    TRY(tmp = mt_scalar(MT_F32, 1.0 / sqrt((double)E)));
-    SWAP(scores, mt_binary(MT_MUL, scores, tmp));
-    if (c->causal) {
-      int64_t st[2] = {T, T};
-      TRY(mask = mt_zeros(MT_F32, 2, st));
-      float *pm = mt_f32(mask);
-      for (int64_t i = 0; i < T; i++) for (int64_t j = i + 1; j < T; j++) pm[i * T + j] = 1;
-      SWAP(scores, mt_masked_fill(scores, mask, -INFINITY));
-    }
-    if (fire(f, hook_id(c, l, H_SCORES), l, &scores)) goto fail;
-    TRY(pattern = mt_softmax(scores, -1));
-  } else
-    TRY(pattern = mt_attn_softmax(scores, 1.0 / sqrt((double)E), c->causal));
-  int any_fixed = 0;
-  for (int h = 0; h < H; h++) if (c->fixed_pattern[h]) any_fixed = 1;
-  if (any_fixed) {   /* replace the chosen heads' patterns by the fixed ones */
+  if (n_learned > 0) {
+    TRY(scores = mt_attn_scores(q, k));       /* [B,H',T,T], unscaled */
+    if (active(f, hook_id(c, l, H_SCORES))) {  /* materialise the hooked scores */
+      TRY(tmp = mt_scalar(MT_F32, 1.0 / sqrt((double)E)));
+      SWAP(scores, mt_binary(MT_MUL, scores, tmp));
+      if (c->causal) {
+        int64_t st[2] = {T, T};
+        TRY(mask = mt_zeros(MT_F32, 2, st));
+        float *pm = mt_f32(mask);
+        for (int64_t i = 0; i < T; i++) for (int64_t j = i + 1; j < T; j++) pm[i * T + j] = 1;
+        SWAP(scores, mt_masked_fill(scores, mask, -INFINITY));
+      }
+      if (fire(f, hook_id(c, l, H_SCORES), l, &scores)) goto fail;
+      TRY(pattern = mt_softmax(scores, -1));
+    } else
+      TRY(pattern = mt_attn_softmax(scores, 1.0 / sqrt((double)E), c->causal));
+  }
+  if (n_learned < H) {   /* interleave the fixed patterns with the learned heads' */
     mt_tensor *heads[64] = {0};
     int ok = 1;
-    for (int h = 0; h < H && ok; h++) {
-      if (c->fixed_pattern[h]) {
-        mt_tensor *fp = fixed_pattern(c->fixed_pattern[h], tokens, c->causal);
-        heads[h] = fp;
-      } else heads[h] = mt_select(pattern, 1, h);
+    for (int h = 0, j = 0; h < H && ok; h++) {
+      heads[h] = c->fixed_pattern[h] ? fixed_pattern(c->fixed_pattern[h], tokens, c->causal) : mt_select(pattern, 1, j++);
       ok = heads[h] != NULL;
     }
     mt_tensor *st = ok ? mt_stack((int)H, heads, 1) : NULL;
@@ -312,9 +338,8 @@ static mt_tensor *attention(fctx *f, int l, mt_tensor *x, mt_tensor *const *w, m
   TRY(wo = mt_view(w[6], 2, swo));
   out = mt_linear(z2, wo, w[7]);
 fail:
-  mt_unref(q); mt_unref(k); mt_unref(v); mt_unref(qp); mt_unref(kp); mt_unref(vp); mt_unref(scores);
-  mt_unref(sc); mt_unref(pattern); mt_unref(z); mt_unref(zp); mt_unref(z2); mt_unref(wo); mt_unref(o);
-  mt_unref(ob); mt_unref(mask); mt_unref(tmp);
+  mt_unref(q); mt_unref(k); mt_unref(v); mt_unref(scores); mt_unref(pattern); mt_unref(z); mt_unref(z2);
+  mt_unref(wo); mt_unref(mask); mt_unref(tmp); mt_unref(idx); mt_unref(wq); mt_unref(bq); mt_unref(wk); mt_unref(bk);
   return out;
 }
 

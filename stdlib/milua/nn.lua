@@ -14,6 +14,15 @@ local json = require "milua.json"
 local nn = {}
 nn.cross_entropy = core.cross_entropy
 nn.mse = core.mse
+--- The transformer's fused kernels, one by one (each with its own backward):
+--- nn.layer_norm(x, w, b [, eps]) over the last dim; nn.linear(x, W, b) with W [K, N] or per-head [H, K, E];
+--- nn.attn_scores(q, k) -> [B,H,T,S] unscaled, from q [B,T,H,E] and k [B,S,H,E];
+--- nn.attn_softmax(scores, scale [, causal]) -> pattern; nn.attn_apply(pattern, v) -> z [B,T,H,E]
+nn.layer_norm = core.layer_norm
+nn.linear = core.linear
+nn.attn_scores = core.attn_scores
+nn.attn_softmax = core.attn_softmax
+nn.attn_apply = core.attn_apply
 
 local Model = {}
 Model.__index = Model

@@ -31,21 +31,26 @@ for _, f in ipairs(names) do
   end
   test.ok(worst < 1e-4, string.format("%s: every parameter gradient matches (worst relative %.2g at %s)", f, worst, where))
 
-  -- every hook point fires with the reference name and value
-  local _, cache = model:run_with_cache(toks)
-  local n_ref, bad = 0, {}
-  for k, v in pairs(fx) do
-    local h = k:match("^fixture%.cache%.(.*)")
-    if h then
-      n_ref = n_ref + 1
-      if not cache[h] or maxdiff(cache[h], v) > 1e-5 * math.max(1, v:abs():max():item()) then bad[#bad + 1] = h end
+  -- every hook point fires with the reference name and value, with gradients recorded and
+  -- without (the no-grad cache takes the fused LayerNorm steps)
+  for _, mode in ipairs({ "with grad", "no_grad" }) do
+    local _, cache
+    if mode == "no_grad" then T.no_grad(function() _, cache = model:run_with_cache(toks) end)
+    else _, cache = model:run_with_cache(toks) end
+    local n_ref, bad = 0, {}
+    for k, v in pairs(fx) do
+      local h = k:match("^fixture%.cache%.(.*)")
+      if h then
+        n_ref = n_ref + 1
+        if not cache[h] or maxdiff(cache[h], v) > 1e-5 * math.max(1, v:abs():max():item()) then bad[#bad + 1] = h end
+      end
     end
+    test.ok(n_ref > 10 and #bad == 0, string.format("%s (%s): %d cached activations match (%s)", f, mode, n_ref,
+      #bad == 0 and "all" or "bad: " .. table.concat(bad, ", ")))
+    local n_cache = 0
+    for _ in pairs(cache) do n_cache = n_cache + 1 end
+    test.is(n_cache, n_ref, f .. " (" .. mode .. "): the cache holds exactly the model's hook points")
   end
-  test.ok(n_ref > 10 and #bad == 0, string.format("%s: %d cached activations match (%s)", f, n_ref,
-    #bad == 0 and "all" or "bad: " .. table.concat(bad, ", ")))
-  local n_cache = 0
-  for _ in pairs(cache) do n_cache = n_cache + 1 end
-  test.is(n_cache, n_ref, f .. ": the cache holds exactly the model's hook points")
 
   -- gradients of the loss with respect to every activation (attribution patching needs them)
   local _, gcache = model:run_with_cache(toks, nil, { grads = true, loss = function(l) return nn.cross_entropy(l, targets) end })

@@ -166,5 +166,50 @@ local _, fc = fixed:run_with_cache(ftok, "hook_pattern")
 local p = fc["blocks.0.attn.hook_pattern"]
 test.close(p[1][1][1], T.tensor { 0, 0, 1, 0, 0, 0 }, 1e-6, "fixed association head: mass on the other identical token")
 test.close(p[1][2][3], T.tensor { 1, 2, 4, 2, 1, 0 } / 10, 1e-6, "fixed local head: weights 1,2,4,2,1")
+local _, fc2 = fixed:run_with_cache(ftok)
+test.ok(fc2["blocks.0.attn.hook_q"] == nil and fc2["blocks.0.attn.hook_attn_scores"] == nil,
+  "every head fixed: no Q, K or scores are computed, so those hooks do not fire")
+
+-- editing hook_scale and hook_normalized acts the same with and without gradients
+do
+  local hooks = { ["blocks.0.ln1.hook_scale"] = function(sc) return sc * 2 end,
+    ["blocks.1.ln2.hook_normalized"] = function(xn) return xn * 0.5 + 0.1 end }
+  local with_grad = model:run_with_hooks(toks, hooks)
+  local without = T.no_grad(function() return model:run_with_hooks(toks, hooks) end)
+  test.ok(maxdiff(with_grad, without) < 1e-5, "LayerNorm hook edits: the same logits with and without gradients")
+  test.ok(maxdiff(without, base) > 1e-3, "LayerNorm hook edits change the logits")
+end
+
+-- one head fixed: Q, K and scores exist for the learned head only, and the model equals a plain
+-- model whose pattern for that head is overwritten by a hook
+do
+  local cfg1 = { n_layers = 2, d_model = 16, n_heads = 3, d_head = 4, d_vocab = 10, n_ctx = 8, causal = false }
+  local plain = nn.transformer(cfg1)
+  cfg1.fixed_patterns = { [2] = "assoc" }
+  local mod = nn.transformer(cfg1)
+  for name, t in pairs(plain.params) do T.no_grad(function() mod.params[name]:copy_(t) end) end
+  local tk = T.tensor({ { 1, 2, 1, 3, 2, 4, 5, 1 }, { 3, 3, 4, 5, 6, 4, 7, 8 } }, "int32")
+  local _, mc = mod:run_with_cache(tk)
+  test.is(mc["blocks.0.attn.hook_q"]:shape(), { 2, 8, 2, 4 }, "hook_q carries only the two learned heads")
+  test.is(mc["blocks.1.attn.hook_attn_scores"]:shape(), { 2, 2, 8, 8 }, "hook_attn_scores: learned heads only")
+  test.is(mc["blocks.1.attn.hook_pattern"]:shape(), { 2, 3, 8, 8 }, "hook_pattern has every head")
+  local hooks = {}
+  for l = 0, 1 do
+    local want = mc["blocks." .. l .. ".attn.hook_pattern"]
+    hooks["blocks." .. l .. ".attn.hook_pattern"] = function(z)
+      local keep = T.ones(1, 3, 1, 1)
+      keep[1][2][1][1] = 0
+      return z * keep + want * (1 - keep)
+    end
+  end
+  local ref = plain:run_with_hooks(tk, hooks)
+  local got = mod:forward(tk)
+  test.ok((got - ref):abs():max():item() < 1e-5, "a fixed head equals a plain head whose pattern is overwritten")
+  local loss = mod:forward(tk):sum()
+  loss:backward()
+  local g = mod.params["blocks.0.attn.W_Q"].grad
+  test.is(g:select(1, 2):abs():max():item(), 0.0, "the fixed head's W_Q gets no gradient")
+  test.ok(g:select(1, 1):abs():max():item() > 0, "a learned head's W_Q does")
+end
 
 test.done()
