@@ -79,10 +79,11 @@ for _, s in ipairs(sizes) do
     local fl = 3 * flops(s)
     entry.milua = { threads = best_t, train_ms = best.train_ms, forward_ms = best.forward_ms, cache_ms = best.cache_ms,
       tokens_per_s = s.batch * s.seq / (best.train_ms / 1e3), gflops = fl / (best.train_ms / 1e3) / 1e9,
-      peak_rss_bytes = best.peak_rss_bytes, needed_bytes = best.needed_bytes }
+      peak_rss_bytes = best.peak_rss_bytes, base_rss_bytes = best.base_rss_bytes, needed_bytes = best.needed_bytes }
     entry.milua.fraction_of_sgemm = peak > 0 and entry.milua.gflops / peak or nil
     entry.cache_over_forward = best.cache_ms / best.forward_ms
-    entry.memory_ratio = best.peak_rss_bytes / best.needed_bytes
+    -- what training added to the process (its peak resident size less the size before the model existed)
+    entry.memory_ratio = (best.peak_rss_bytes - (best.base_rss_bytes or 0)) / best.needed_bytes
   end
   if torch then entry.torch = { threads = torch_t, train_ms = torch.ms_per_step, engine = torch.engine } end
   if nh and best then entry.forward_vs_nohooks = best.forward_ms / nh.forward_ms end
@@ -103,7 +104,8 @@ results.geomean_ratio = #ratios > 0 and math.exp(logsum / #ratios) or nil
 print(string.format("\nmilua/PyTorch training-step time, geometric mean over sizes: %.2f (goal <= 0.6; each <= 0.8)",
   results.geomean_ratio or 0 / 0))
 print("columns: ratio = milua/PyTorch (each at its faster of 1 or 2 threads); nohook = forward time / a build with")
-print("hooks compiled out; cache/f = run_with_cache of every hook / plain forward; mem = peak RSS / (4 x params + saved activations)")
+print("hooks compiled out; cache/f = run_with_cache of every hook / plain forward; mem = (peak RSS - RSS before the model)")
+print("      / (params + grads + 2 AdamW moments + activations saved for backward)")
 local dir = opts.out:match("^(.*)/[^/]*$")
 if dir then require("milua.sys").mkdir(dir) end
 json.write(opts.out, results)

@@ -7,12 +7,12 @@ local optim = require "milua.optim"
 local json = require "milua.json"
 local sys = require "milua.sys"
 
-local function vm_hwm_kb()
+local function status_kb(field)   -- VmHWM (peak resident) or VmRSS (resident now), in KiB
   local f = io.open("/proc/self/status")
   if not f then return nil end
   local s = f:read("a")
   f:close()
-  return tonumber(s:match("VmHWM:%s+(%d+)"))
+  return tonumber(s:match(field .. ":%s+(%d+)"))
 end
 
 local c = json.decode(arg[1])
@@ -27,6 +27,11 @@ if c.sgemm then   -- the machine's own sgemm rate on a large square product
   print(json.encode { gflops = 2 * n ^ 3 / dt / 1e9 })
   return
 end
+
+-- the process before any model exists: interpreter, libraries, OpenBLAS's buffers (warmed by a product)
+T.no_grad(function() return T.randn(64, 64):matmul(T.randn(64, 64)) end)
+collectgarbage(); collectgarbage()
+local base_rss = (status_kb("VmRSS") or 0) * 1024
 
 local B, S = c.batch, c.seq
 local cfg = {}
@@ -62,7 +67,7 @@ local train_s = time_it(function(i)
   opt:zero_grad(); l:backward(); opt:step()
   return l:item()
 end)
-local train_peak = (vm_hwm_kb() or 0) * 1024   -- before the cache runs, which keep every activation
+local train_peak = (status_kb("VmHWM") or 0) * 1024   -- before the cache runs, which keep every activation
 local fwd_s = time_it(function(i)
   T.no_grad(function() return m:forward(data[(i - 1) % 8 + 1][1]) end)
 end)
@@ -71,7 +76,7 @@ local cache_s = time_it(function(i)
 end)
 print(json.encode {
   train_ms = train_s * 1e3, forward_ms = fwd_s * 1e3, cache_ms = cache_s * 1e3,
-  peak_rss_bytes = train_peak,
+  peak_rss_bytes = train_peak, base_rss_bytes = base_rss,
   needed_bytes = 4 * param_bytes + activations,   -- params + grads + 2 moments + saved activations
   param_bytes = param_bytes, activation_bytes = activations,
 })
