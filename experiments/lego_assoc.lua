@@ -9,7 +9,6 @@ local json = require "milua.json"
 local sys = require "milua.sys"
 local lego = require "milua.data.lego"
 local LA = require "milua.lego_analysis"
-LA.single_thread()
 
 local opts = cli.parse(arg, LA.flags {
   { "threshold", 0.4, "association score a head must reach (and 5x the uniform baseline)" },

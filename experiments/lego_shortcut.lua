@@ -9,7 +9,6 @@ local cli = require "milua.cli"
 local json = require "milua.json"
 local sys = require "milua.sys"
 local LA = require "milua.lego_analysis"
-LA.single_thread()
 
 local opts = cli.parse(arg, LA.flags(), "milua experiments/lego_shortcut.lua -- shortcut solutions and weight tying")
 local r = LA.options(opts, "out/lego_shortcut")

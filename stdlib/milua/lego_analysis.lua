@@ -10,6 +10,7 @@
 --   LA.assoc(model, set)               -> scores [n_layers, n_heads], uniform baseline
 --   LA.mimic(model, o)                 attention-pattern pre-training (Zhang et al. 2022, sec. 4)
 --   LA.flops(cfg, seq_len)             analytic forward FLOPs per sequence, by part
+--   LA.forward_ms(model, tokens)       measured forward time
 --   LA.plot_*                          the figures
 local T = require "milua.tensor"
 local nn = require "milua.nn"
@@ -225,23 +226,10 @@ end
 
 -- ---- the recipe and the plumbing the scripts share ----
 
---- LA.single_thread(): re-run this script with OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 unless the
--- caller set OPENBLAS_NUM_THREADS. The matrices here are tiny: a second BLAS/OpenMP thread does not
--- help, and when the other core is busy it makes a step 5x slower (2.6 s against 0.47 s measured).
--- milua has no call to set the thread count from Lua yet, hence the re-run.
-function LA.single_thread()
-  if os.getenv("OPENBLAS_NUM_THREADS") or not arg or not arg[-1] or not arg[0] then return end
-  local function q(x) return "'" .. tostring(x):gsub("'", "'\\''") .. "'" end
-  local cmd = { "OPENBLAS_NUM_THREADS=1", "OMP_NUM_THREADS=" .. q(os.getenv("OMP_NUM_THREADS") or "1"), q(arg[-1]), q(arg[0]) }
-  for i = 1, #arg do cmd[#cmd + 1] = q(arg[i]) end
-  local ok, _, code = os.execute(table.concat(cmd, " "))
-  os.exit(ok and 0 or (code or 1))
-end
-
 --- LA.recipe: the default training recipe (experiments/README.md says how it was chosen)
 LA.recipe = {
   n_var = 5, n_layers = 4, n_heads = 4, d_model = 64, d_mlp = 256, init_range = 0.1,
-  steps = 2000, tokens = 4096, lr = 1e-3, warmup = 100, decay = "cosine", weight_decay = 0.01, clip = 1.0,
+  steps = 3000, tokens = 4096, lr = 1e-3, warmup = 100, decay = "cosine", weight_decay = 0.01, clip = 1.0,
   curriculum = { start = 2, extra = 1, grow_at = 0.95 }, operands = 3.0, operands_final = 1.0,
   compare_steps = 700,   -- per model in the scripts that train three (shortcut, mimic)
   mimic_steps = 150,     -- attention-mimicking pre-training steps
@@ -507,6 +495,17 @@ function LA.flops(cfg, Tn)
   local total = cfg.n_layers * layer + 2 * Tn * D * (cfg.d_vocab_out or cfg.d_vocab)
   return { total = total, per_layer = layer, saved = cfg.n_layers * saved_layer,
     saved_fraction = cfg.n_layers * saved_layer / total }
+end
+
+--- LA.forward_ms(model, tokens) -> the best of five no-grad forward passes, in milliseconds
+function LA.forward_ms(model, tokens)
+  local best = math.huge
+  for _ = 1, 5 do
+    local t0 = sys.clock()
+    T.no_grad(function() return model:forward(tokens) end)
+    best = math.min(best, (sys.clock() - t0) * 1e3)
+  end
+  return best
 end
 
 -- ---- figures ----
