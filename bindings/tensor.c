@@ -297,6 +297,17 @@ static int t_is_tensor(lua_State *L) {   /* a closed tensor is still a tensor (i
   return 1;
 }
 static int t_live_bytes(lua_State *L) { lua_pushinteger(L, (lua_Integer)mt_live_bytes()); return 1; }
+static int t_memory(lua_State *L) {   /* T.memory([reset_peaks]) -> {live, cached, peak_live, peak_held, total} */
+  mt_memory m;
+  mt_memory_stats(&m, lua_toboolean(L, 1));
+  lua_createtable(L, 0, 5);
+  lua_pushinteger(L, (lua_Integer)m.live); lua_setfield(L, -2, "live");
+  lua_pushinteger(L, (lua_Integer)m.cached); lua_setfield(L, -2, "cached");
+  lua_pushinteger(L, (lua_Integer)m.peak_live); lua_setfield(L, -2, "peak_live");
+  lua_pushinteger(L, (lua_Integer)m.peak_held); lua_setfield(L, -2, "peak_held");
+  lua_pushinteger(L, (lua_Integer)m.total); lua_setfield(L, -2, "total");
+  return 1;
+}
 
 /* ---- printing, PyTorch style ---- */
 typedef struct { luaL_Buffer *b; const char *fmt; int width; int64_t edge; } pctx;
@@ -525,7 +536,7 @@ static const luaL_Reg funcs[] = {
   {"tensor", t_tensor}, {"zeros", t_zeros}, {"ones", t_ones}, {"full", t_full}, {"arange", t_arange},
   {"rand", t_rand}, {"randn", t_randn}, {"randint", t_randint}, {"seed", t_seed}, {"random", t_random},
   {"no_grad", t_no_grad}, {"is_grad_enabled", t_is_grad_enabled}, {"set_grad_enabled", t_set_grad_enabled},
-  {"is_tensor", t_is_tensor}, {"live_bytes", t_live_bytes}, {NULL, NULL}};
+  {"is_tensor", t_is_tensor}, {"live_bytes", t_live_bytes}, {"memory", t_memory}, {NULL, NULL}};
 
 int luaopen_milua_tensor(lua_State *L) {
   if (luaL_newmetatable(L, MILUA_TENSOR_MT)) {

@@ -36,7 +36,7 @@ const char *mt_dtype_name(mt_dtype d) { return d == MT_F32 ? "float32" : "int32"
 size_t mt_dtype_size(mt_dtype d) { (void)d; return 4; }
 
 /* ---- memory accounting ---- */
-static size_t live_bytes, total_bytes;
+static size_t live_bytes, total_bytes, peak_live_bytes, peak_held_bytes;
 size_t mt_live_bytes(void) { return live_bytes; }
 size_t mt_total_allocated(void) { return total_bytes; }
 
@@ -79,6 +79,15 @@ static void buffer_put(void *p, size_t sz) {
   cache_bytes += sz;
 }
 
+void mt_memory_stats(mt_memory *m, int reset_peaks) {
+  m->live = live_bytes;
+  m->cached = cache_bytes;
+  m->peak_live = peak_live_bytes;
+  m->peak_held = peak_held_bytes;
+  m->total = total_bytes;
+  if (reset_peaks) { peak_live_bytes = live_bytes; peak_held_bytes = live_bytes + cache_bytes; }
+}
+
 void mt_release_cache(void) {
   for (int i = 0; i < CACHE_BUCKETS; i++)
     while (cache_bucket[i]) {
@@ -109,6 +118,8 @@ static mt_storage *storage_new(size_t nbytes, int zero) {
   s->nbytes = nbytes;
   live_bytes += nbytes;
   total_bytes += nbytes;
+  if (live_bytes > peak_live_bytes) peak_live_bytes = live_bytes;
+  if (live_bytes + cache_bytes > peak_held_bytes) peak_held_bytes = live_bytes + cache_bytes;
   return s;
 }
 

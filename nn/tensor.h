@@ -45,6 +45,9 @@ const char *mt_dtype_name(mt_dtype d);
 
 /* ---- memory accounting: bytes of live storage, for the Lua collector ---- */
 size_t mt_live_bytes(void);
+/* bytes in tensors now and at most, in freed buffers kept for reuse, and their peak sum */
+typedef struct { size_t live, cached, peak_live, peak_held, total; } mt_memory;
+void mt_memory_stats(mt_memory *m, int reset_peaks);
 size_t mt_total_allocated(void);   /* monotone counter */
 void mt_release_cache(void);       /* return cached free buffers to the system */
 

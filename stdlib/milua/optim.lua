@@ -55,10 +55,12 @@ function Optimizer:step()
   self.step_count = self.step_count + 1
   for _, n in ipairs(self.names) do
     local p = self.params[n]
-    local g = p.grad
-    if g then
+    -- <close> drops these references at once: left to the collector, last step's gradients
+    -- stay resident beside this step's
+    local grad <close> = p.grad
+    if grad then
       if not p:is_contiguous() then error("optim: parameter '" .. n .. "' must be contiguous", 2) end
-      g = g:contiguous()
+      local g <close> = grad:contiguous()
       if self.kind == "adamw" then
         local count = (self.counts[n] or 0) + 1   -- per-parameter step, as PyTorch keeps it
         self.counts[n] = count
@@ -156,15 +158,15 @@ function optim.clip_grad_norm(params, max_norm)
   local names = sorted_names(params, "clip_grad_norm")
   local sq = 0
   for _, n in ipairs(names) do
-    local g = params[n].grad
+    local g <close> = params[n].grad
     if g then sq = sq + core.sqnorm(g) end
   end
   local total = math.sqrt(sq)
   local coef = max_norm / (total + 1e-6)
-  if coef < 1 then
+  if coef < 1 then   -- in place, as torch.nn.utils.clip_grad_norm_
     for _, n in ipairs(names) do
-      local g = params[n].grad
-      if g then params[n].grad = g * coef end
+      local g <close> = params[n].grad
+      if g then T.no_grad(function() g:mul_(coef) end) end
     end
   end
   return total

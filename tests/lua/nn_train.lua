@@ -3,6 +3,7 @@
 local T = require "milua.tensor"
 local nn = require "milua.nn"
 local train = require "milua.train"
+local optim = require "milua.optim"
 local test = require "milua.test"
 local sys = require "milua.sys"
 
@@ -131,6 +132,57 @@ local function losses_with(threads)
 end
 local one, two = losses_with(1), losses_with(2)
 test.ok(one:match("^0x") and one == two, "training losses are bit-identical with 1 and 2 threads: " .. one:gsub("\n", ""))
+
+-- the same from Lua: T.set_num_threads changes the count, never the bits
+do
+  local function losses()
+    T.seed(3)
+    local model = nn.transformer { n_layers = 2, d_model = 64, n_heads = 4, d_mlp = 256, d_vocab = 36, n_ctx = 32, causal = false }
+    local toks, tg = T.randint(1, 37, 128, 32), T.randint(1, 37, 128, 32)
+    local r = train.run { model = model, batch = function() return toks, tg end, steps = 3, lr = 1e-3, quiet = true }
+    return string.format("%a %a %a", r.losses[1], r.losses[2], r.losses[3])
+  end
+  local was = T.num_threads()
+  T.set_num_threads(1)
+  test.is(T.num_threads(), 1, "T.set_num_threads(1): T.num_threads() reports 1")
+  local l1 = losses()
+  T.set_num_threads(2)
+  test.is(T.num_threads(), 2, "T.set_num_threads(2)")
+  test.is(losses(), l1, "losses are bit-identical after T.set_num_threads(2)")
+  test.throws(function() T.set_num_threads(0) end, "thread count must be between 1 and 1024", "T.set_num_threads(0) is refused clearly")
+  test.throws(function() T.set_num_threads("many") end, "number expected", "T.set_num_threads needs a number")
+  T.set_num_threads(was)
+end
+
+-- peak memory of training: parameters, gradients, AdamW's two moments and the activations
+-- saved for backward, plus what backward holds in flight; optimizer steps drop their gradient
+-- references at once, so last step's gradients are not kept beside this step's
+do
+  T.seed(5)
+  local model = nn.transformer { n_layers = 1, d_model = 256, n_heads = 2, d_mlp = 1024, d_vocab = 14, n_ctx = 18 }
+  local opt = optim.adamw(model.params, { lr = 1e-3 })
+  local x, y = T.randint(1, 15, 64, 18), T.randint(1, 15, 64, 18)
+  collectgarbage(); collectgarbage()
+  local base = T.live_bytes()
+  local loss = nn.cross_entropy(model:forward(x), y)
+  local act = T.live_bytes() - base
+  loss:backward(); opt:step(); opt:zero_grad(); loss = nil
+  collectgarbage(); collectgarbage()
+  local pb = 0
+  for _, n in ipairs(model.param_names) do pb = pb + 4 * model.params[n]:numel() end
+  T.memory(true)   -- reports, then resets the peaks to what is live now
+  local m0 = T.memory()
+  test.ok(m0.live >= 3 * pb and m0.peak_live == m0.live, "T.memory(true) resets the peak; live bytes hold params and moments")
+  for _ = 1, 10 do
+    local l = nn.cross_entropy(model:forward(x), y)
+    opt:zero_grad(); l:backward(); opt:step()
+  end
+  local m = T.memory()
+  local need = 4 * pb + act
+  test.ok(m.peak_live <= 1.3 * need, string.format("training peak live bytes %.1f MB within 1.3x of the %.1f MB needed",
+    m.peak_live / 1e6, need / 1e6))
+  test.ok(m.peak_held >= m.peak_live and m.total > m.live, "T.memory: held (live + reusable) >= live; total counts every allocation")
+end
 
 cleanup()
 test.done()
