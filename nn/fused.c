@@ -320,6 +320,8 @@ mt_tensor *mt_attn_softmax(mt_tensor *scores, double scale, int causal) {
     for (int64_t j = 0; j < lim; j++) { float v = xr[j] * fs; pr[j] = v; if (v > m) m = v; }
     for (int64_t j = 0; j < lim; j++) pr[j] -= m;
     mt_map_array(MT_MAP_EXP, lim, pr, NULL, pr);
+    for (int64_t j = 0; j < lim; j++)   /* a score masked to -inf (by a hook) weighs exactly 0 */
+      if (xr[j] == -INFINITY) pr[j] = 0.0f;
     double s = 0;
     for (int64_t j = 0; j < lim; j++) s += pr[j];
     float inv = (float)(1.0 / s);

@@ -316,7 +316,8 @@ static mt_tensor *attention(fctx *f, int l, mt_tensor *x, mt_tensor *const *w, m
         SWAP(scores, mt_masked_fill(scores, mask, -INFINITY));
       }
       if (fire(f, hook_id(c, l, H_SCORES), l, &scores)) goto fail;
-      TRY(pattern = mt_softmax(scores, -1));
+      /* the kernel of the unhooked path, so a hook that changes nothing changes no bit */
+      TRY(pattern = mt_attn_softmax(scores, 1.0, c->causal));
     } else
       TRY(pattern = mt_attn_softmax(scores, 1.0 / sqrt((double)E), c->causal));
   }

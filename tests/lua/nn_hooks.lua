@@ -170,6 +170,27 @@ local _, fc2 = fixed:run_with_cache(ftok)
 test.ok(fc2["blocks.0.attn.hook_q"] == nil and fc2["blocks.0.attn.hook_attn_scores"] == nil,
   "every head fixed: no Q, K or scores are computed, so those hooks do not fire")
 
+-- a hook on the scores that returns them unchanged changes no bit of the logits; one that masks a
+-- key with -inf gives it exactly zero weight
+do
+  local same = T.no_grad(function()
+    return model:run_with_hooks(toks, { ["blocks.0.attn.hook_attn_scores"] = function(s) return s end })
+  end)
+  test.is((same - base):abs():max():item(), 0.0, "an identity hook on hook_attn_scores leaves the logits bit-identical")
+  local pat
+  T.no_grad(function()
+    model:run_with_hooks(toks, {
+      ["blocks.0.attn.hook_attn_scores"] = function(s)
+        local m = T.zeros(6, 6)
+        for q = 2, 6 do m[q][1] = 1 end   -- no query may attend to position 1 (except position 1 itself)
+        return s:masked_fill(m, -math.huge)
+      end,
+      ["blocks.0.attn.hook_pattern"] = function(p) pat = p end })
+  end)
+  test.is(pat:select(4, 1):narrow(3, 2, 5):abs():max():item(), 0.0, "a key masked to -inf by a hook gets weight exactly 0")
+  test.close(pat:sum(4), 1, 1e-5, "the masked pattern still sums to 1")
+end
+
 -- editing hook_scale and hook_normalized acts the same with and without gradients
 do
   local hooks = { ["blocks.0.ln1.hook_scale"] = function(sc) return sc * 2 end,
