@@ -42,11 +42,19 @@ local opt = optim.adamw(m.params, { lr = 1e-3, weight_decay = 0.01 })
 local data = {}
 for i = 1, 8 do data[i] = { T.randint(1, cfg.d_vocab + 1, B, S), T.randint(1, cfg.d_vocab + 1, B, S) } end
 
-local function time_it(fn)
+-- the median of `steps` timed calls after three warm-up calls: robust to a stray
+-- interruption, which matters when two builds are compared to within 2%
+local function time_it(fn, n)
+  n = n or steps
   for i = 1, 3 do fn(i) end
-  local t0 = sys.clock()
-  for i = 1, steps do fn(i) end
-  return (sys.clock() - t0) / steps
+  local t = {}
+  for i = 1, n do
+    local t0 = sys.clock()
+    fn(i)
+    t[i] = sys.clock() - t0
+  end
+  table.sort(t)
+  return n % 2 == 1 and t[(n + 1) // 2] or (t[n // 2] + t[n // 2 + 1]) / 2
 end
 
 -- memory the backward pass needs: parameters, gradients, two AdamW moments, saved activations
@@ -70,10 +78,10 @@ end)
 local train_peak = (status_kb("VmHWM") or 0) * 1024   -- before the cache runs, which keep every activation
 local fwd_s = time_it(function(i)
   T.no_grad(function() return m:forward(data[(i - 1) % 8 + 1][1]) end)
-end)
+end, 3 * steps)
 local cache_s = time_it(function(i)
   T.no_grad(function() return m:run_with_cache(data[(i - 1) % 8 + 1][1]) end)
-end)
+end, 3 * steps)
 print(json.encode {
   train_ms = train_s * 1e3, forward_ms = fwd_s * 1e3, cache_ms = cache_s * 1e3,
   peak_rss_bytes = train_peak, base_rss_bytes = base_rss,
