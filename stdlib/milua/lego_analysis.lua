@@ -81,11 +81,11 @@ local function segment(b, len, n_train)
   b.segmented = true
 end
 
---- LA.batcher{n_var, n_train_var, batch, tokens, ordered, curriculum = {start, extra, grow_at}, operands, operands_final}
+--- LA.batcher{n_var, n_train_var, batch, tokens, ordered, curriculum = {start, extra, grow_at, max_stage}, operands, operands_final}
 -- -> batch(step) for train.run, and a state table st. Without a curriculum every batch holds
 -- `batch` single chains of n_var variables. With one, st.cur (the longest chain) starts at
 -- curriculum.start and grows by one whenever the running training accuracy at every depth below
--- it reaches grow_at (0.95); sequences then hold min(n_var, cur + extra) clauses cut into chains
+-- it reaches grow_at (0.95), or after max_stage steps (if set) at the same length; sequences then hold min(n_var, cur + extra) clauses cut into chains
 -- of cur - 1 or cur variables (see segment), so they are also short at first. With `tokens`, the
 -- batch size follows the sequence length (tokens // length rows). st.grown[n] is the step at
 -- which chains of n were reached; st.observe(logits) is called by LA.train after every forward.
@@ -122,7 +122,10 @@ function LA.batcher(o)
       end
       if (st.ema[d] or 0) < (cur_o and cur_o.grow_at or 0.95) then all = false end
     end
-    if cur_o and all and st.cur < n_var then
+    -- grow on accuracy, or after max_stage steps at one length: a run stuck at chains of four
+    -- for 1500 steps (seed 6) reached full length too late to learn it
+    local stuck = cur_o and cur_o.max_stage and st.step - (st.grown[st.cur] or 0) >= cur_o.max_stage
+    if cur_o and (all or stuck) and st.cur < n_var then
       st.cur = st.cur + 1
       st.grown[st.cur] = st.step
       st.ema = {}
@@ -230,7 +233,7 @@ end
 LA.recipe = {
   n_var = 5, n_layers = 4, n_heads = 4, d_model = 64, d_mlp = 256, init_range = 0.1,
   steps = 3000, tokens = 4096, lr = 1e-3, warmup = 100, decay = "cosine", weight_decay = 0.01, clip = 1.0,
-  curriculum = { start = 2, extra = 1, grow_at = 0.95 }, operands = 3.0, operands_final = 1.0,
+  curriculum = { start = 2, extra = 1, grow_at = 0.95, max_stage = 500 }, operands = 3.0, operands_final = 1.0,
   compare_steps = 700,   -- per model in the scripts that train three (shortcut, mimic)
   mimic_steps = 150,     -- attention-mimicking pre-training steps
 }

@@ -60,6 +60,52 @@ do
   test.is(f.total, 2 * (1920 + 400 + 400 + 640 + 2560) + 160, "LA.flops: the total counts every product once")
 end
 
+-- ---- the training batcher: segments, operand labels, the curriculum's growth ----
+do
+  T.seed(11)
+  local batch, st = LA.batcher { n_var = 5, tokens = 1024, curriculum = { start = 2, extra = 1, grow_at = 0.95 }, operands = 3.0 }
+  local tok, tgt, mask = batch(1)
+  test.is(st.cur, 2, "batcher: the curriculum starts at chains of 2")
+  test.is(tok:shape(), { 1024 // (5 * 3 + 2), 17 }, "batcher: cur + extra = 3 clauses per sequence, tokens // length rows")
+  -- every label, left-hand or operand, agrees with an independent evaluation of the rewritten text
+  local bad, n_lhs, n_op, max_depth = 0, 0, 0, 0
+  local tt, mm, dd = tgt:totable(), mask:totable(), st.last.depth:totable()
+  for r = 1, tok:shape()[1] do
+    local row = tok:select(1, r)
+    local values, depths = lego.resolve(row)
+    local ids = row:totable()
+    for p = 1, #ids do
+      local w = mm[r][p]
+      if w > 0 then
+        local name = lego.vocab[ids[p]]
+        if values[name] == nil or tt[r][p] ~= values[name] + 1 then bad = bad + 1 end
+        if w == 1 then
+          n_lhs = n_lhs + 1
+          if dd[r][p] ~= depths[name] then bad = bad + 1 end
+          max_depth = math.max(max_depth, depths[name])
+        else n_op = n_op + 1 end
+      end
+    end
+  end
+  test.is(bad, 0, string.format("batcher: %d left-hand and %d operand labels match lego.resolve", n_lhs, n_op))
+  test.ok(n_op > 0 and max_depth <= 1, "batcher: operands are labelled; segments of at most 2 keep depths below 2")
+  -- perfect predictions grow the chain at once; wrong ones never, unless max_stage steps pass
+  local function perfect() return T.one_hot(st.last.targets, 2) * 10 end
+  st.observe(perfect())
+  test.is(st.cur, 3, "batcher: accuracy >= grow_at at every depth grows the chains by one")
+  local b2, st2 = LA.batcher { n_var = 4, tokens = 512, curriculum = { start = 2, grow_at = 0.95 } }
+  local b3, st3 = LA.batcher { n_var = 4, tokens = 512, curriculum = { start = 2, grow_at = 0.95, max_stage = 3 } }
+  for step = 1, 7 do
+    for _, pair in ipairs({ { b2, st2 }, { b3, st3 } }) do
+      pair[1](step)
+      pair[2].observe(T.one_hot(3 - pair[2].last.targets, 2) * 10)   -- every prediction wrong
+    end
+  end
+  test.is(st2.cur, 2, "batcher: wrong predictions never grow the chains")
+  test.is(st3.cur, 4, "batcher: max_stage = 3 grows them every 3 steps regardless (2 -> 3 at step 3, -> 4 at step 6)")
+  test.is(st3.grown, { [2] = 0, [3] = 3, [4] = 6 }, "batcher: st.grown records the step of each growth")
+end
+
 -- ---- the scripts, end to end ----
 local milua = arg[-1] or "build/milua"
 local dir = os.tmpname()
