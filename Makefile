@@ -59,11 +59,10 @@ check: deps
 	$(MAKE) test-asan
 	$(MAKE) test
 
-# the headline experiment: LEGO once its recipe meets its acceptance (issue 6), until then
-# the addition model (Quirke & Barez), which does
+# the headline experiment: LEGO from random init, its accuracy by depth and its association heads
 demo: deps
 	$(MAKE) all
-	OPENBLAS_NUM_THREADS=1 ./milua experiments/addition.lua --out out/addition
+	./milua experiments/lego_assoc.lua --out out/lego_assoc
 
 # the benchmark compares against a build with the hook points compiled out
 bench: deps all
