@@ -153,6 +153,7 @@ typedef struct {
   const mt_config *c;
   const mt_forward_opts *o;
   int failed;
+  mt_tensor *fixed[3];   /* the fixed patterns of this forward, by kind: they depend on the tokens only */
 } fctx;
 
 /* pass an activation through its hook point; the tensor in *t may be replaced */
@@ -325,7 +326,9 @@ static mt_tensor *attention(fctx *f, int l, mt_tensor *x, mt_tensor *const *w, m
     mt_tensor *heads[64] = {0};
     int ok = 1;
     for (int h = 0, j = 0; h < H && ok; h++) {
-      heads[h] = c->fixed_pattern[h] ? fixed_pattern(c->fixed_pattern[h], tokens, c->causal) : mt_select(pattern, 1, j++);
+      int kind = c->fixed_pattern[h];
+      if (kind && !f->fixed[kind]) f->fixed[kind] = fixed_pattern(kind, tokens, c->causal);   /* once per forward */
+      heads[h] = kind ? mt_ref(f->fixed[kind]) : mt_select(pattern, 1, j++);
       ok = heads[h] != NULL;
     }
     mt_tensor *st = ok ? mt_stack((int)H, heads, 1) : NULL;
@@ -359,7 +362,7 @@ static mt_tensor *sinusoid(int64_t T, int64_t D) {
 }
 
 mt_tensor *mt_tf_forward(const mt_config *c, mt_tensor *const *P, mt_tensor *tokens, const mt_forward_opts *o) {
-  fctx f = {c, o, 0};
+  fctx f = {c, o, 0, {NULL, NULL, NULL}};
   char sh[64];
   if (tokens->dtype != MT_I32 || tokens->ndim != 2) {
     mt_seterr("forward: tokens must be an int32 tensor [batch, pos], got %s %s", mt_dtype_name(tokens->dtype),
@@ -465,5 +468,6 @@ mt_tensor *mt_tf_forward(const mt_config *c, mt_tensor *const *P, mt_tensor *tok
   }
 fail:
   mt_unref(flat); mt_unref(emb); mt_unref(pos); mt_unref(resid); mt_unref(x); mt_unref(tmp);
+  for (int k = 0; k < 3; k++) mt_unref(f.fixed[k]);
   return out;
 }
