@@ -1,6 +1,6 @@
 -- make bench: training step, forward and full-cache forward of the experiments'
 -- model sizes, for milua and for shared/reference/torch_ref.py in the same run.
---   milua bench/bench.lua [--steps=N] [--out=FILE] [--quick]
+--   milua bench/bench.lua [--steps=N] [--out=FILE] [--quick] [--instructions]
 local cli = require "milua.cli"
 local json = require "milua.json"
 
@@ -9,6 +9,7 @@ local opts = cli.parse(arg, {
   { "out", "out/bench.json", "where to write the results as JSON" },
   { "quick", false, "two steps, to check that the benchmark runs" },
   { "reference", "../shared/reference/torch_ref.py", "the PyTorch reference script" },
+  { "instructions", false, "also count forward instructions with and without hooks under callgrind (slow: ~1 min per size)" },
 }, "milua bench/bench.lua: speed against the PyTorch reference on this machine")
 local steps = opts.quick and 2 or opts.steps
 
@@ -55,22 +56,30 @@ print(string.format("machine sgemm 1024^3: %.1f GFLOP/s (1 thread), %.1f (2 thre
   sgemm2 and sgemm2.gflops or 0))
 
 local nohooks = os.getenv("MILUA_NOHOOKS") or "build-nohooks/milua"
+local has_valgrind = os.execute("command -v valgrind >/dev/null 2>&1") == true
 local results, ratios = { sgemm_gflops = peak, sizes = {} }, {}
-print(string.format("\n%-18s %8s %8s %8s %8s %8s %8s %7s %7s %7s %6s", "size", "milua ms", "torch ms", "ratio",
-  "tok/s", "GFLOP/s", "of peak", "fwd ms", "nohook", "cache/f", "mem"))
+print(string.format("\n%-18s %8s %8s %8s %8s %8s %8s %7s %7s %8s %7s %6s", "size", "milua ms", "torch ms", "ratio",
+  "tok/s", "GFLOP/s", "of peak", "fwd ms", "nohook", "instr", "cache/f", "mem"))
 for _, s in ipairs(sizes) do
   local c = cfg_json(s)
   local best, best_t
+  -- the machine (a VM) moves step times by 10-20% from one process to the next: each side
+  -- gets two processes per thread count, and its fastest counts
+  local reps = opts.quick and 1 or 2
   for _, t in ipairs { 1, 2 } do
-    local r = run(threads_env(t) .. milua .. " bench/worker.lua " .. quote(c) .. " " .. steps)
-    if r and (not best or r.train_ms < best.train_ms) then best, best_t = r, t end
+    for _ = 1, reps do
+      local r = run(threads_env(t) .. milua .. " bench/worker.lua " .. quote(c) .. " " .. steps)
+      if r and (not best or r.train_ms < best.train_ms) then best, best_t = r, t end
+    end
   end
   local cfgfile = os.tmpname()
   local f = assert(io.open(cfgfile, "w")); f:write(c); f:close()
   local torch, torch_t
   for _, t in ipairs { 1, 2 } do
-    local r = run(string.format("/usr/bin/python3 %s bench %s --steps %d --threads %d", opts.reference, cfgfile, steps, t))
-    if r and (not torch or r.ms_per_step < torch.ms_per_step) then torch, torch_t = r, t end
+    for _ = 1, reps do
+      local r = run(string.format("/usr/bin/python3 %s bench %s --steps %d --threads %d", opts.reference, cfgfile, steps, t))
+      if r and (not torch or r.ms_per_step < torch.ms_per_step) then torch, torch_t = r, t end
+    end
   end
   os.remove(cfgfile)
   -- hooks vs hooks compiled out: a difference of 2% is below the run-to-run noise of one
@@ -94,6 +103,22 @@ for _, s in ipairs(sizes) do
     entry.memory_ratio = (best.peak_rss_bytes - (best.base_rss_bytes or 0)) / best.needed_bytes
   end
   if torch then entry.torch = { threads = torch_t, train_ms = torch.ms_per_step, engine = torch.engine } end
+  -- with --instructions, the same comparison in instructions (callgrind): deterministic,
+  -- where the times above move by several percent from one process to the next
+  if opts.instructions and has_valgrind then
+    local small = json.decode(c)
+    small.batch = 4   -- the hook checks cost the same per forward at any batch: a small one is the harder test
+    local cs = json.encode(small)
+    local function ir(bin, n)
+      local f = assert(io.popen(threads_env(1) .. "valgrind --tool=callgrind --callgrind-out-file=/dev/null " .. bin ..
+        " bench/worker.lua " .. quote(cs) .. " " .. n .. " forwards 2>&1"))
+      local out = f:read("a")
+      f:close()
+      return tonumber((out:match("Collected : (%d+)")))
+    end
+    local h1, h3, n1, n3 = ir(milua, 1), ir(milua, 3), ir(nohooks, 1), ir(nohooks, 3)
+    if h1 and h3 and n1 and n3 then entry.forward_instructions_vs_nohooks = (h3 - h1) / (n3 - n1) end
+  end
   if fwd_nohooks < math.huge and fwd_hooks < math.huge then
     entry.forward_vs_nohooks = fwd_hooks / fwd_nohooks
     entry.forward_1thread_ms = { hooks = fwd_hooks, nohooks = fwd_nohooks }
@@ -104,9 +129,10 @@ for _, s in ipairs(sizes) do
   end
   results.sizes[#results.sizes + 1] = entry
   local m = entry.milua or {}
-  print(string.format("%-18s %8.1f %8.1f %8.2f %8.0f %8.1f %7.0f%% %7.1f %7.3f %7.2f %6.2f", s.name, m.train_ms or 0 / 0,
+  print(string.format("%-18s %8.1f %8.1f %8.2f %8.0f %8.1f %7.0f%% %7.1f %7.3f %8s %7.2f %6.2f", s.name, m.train_ms or 0 / 0,
     torch and torch.ms_per_step or 0 / 0, entry.ratio or 0 / 0, m.tokens_per_s or 0 / 0, m.gflops or 0 / 0,
     100 * (m.fraction_of_sgemm or 0 / 0), m.forward_ms or 0 / 0, entry.forward_vs_nohooks or 0 / 0,
+    entry.forward_instructions_vs_nohooks and string.format("%.5f", entry.forward_instructions_vs_nohooks) or "-",
     entry.cache_over_forward or 0 / 0, entry.memory_ratio or 0 / 0))
 end
 local logsum = 0
@@ -115,7 +141,7 @@ results.geomean_ratio = #ratios > 0 and math.exp(logsum / #ratios) or nil
 print(string.format("\nmilua/PyTorch training-step time, geometric mean over sizes: %.2f (goal <= 0.6; each <= 0.8)",
   results.geomean_ratio or 0 / 0))
 print("columns: ratio = milua/PyTorch (each at its faster of 1 or 2 threads); nohook = forward time / a build with")
-print("hooks compiled out (one thread, fastest of three alternations); cache/f = run_with_cache of every hook / plain forward; mem = (peak RSS - RSS before the model)")
+print("hooks compiled out (one thread, fastest of three alternations); instr = the same in instructions (callgrind); cache/f = run_with_cache of every hook / plain forward; mem = (peak RSS - RSS before the model)")
 print("      / (params + grads + 2 AdamW moments + activations saved for backward)")
 local dir = opts.out:match("^(.*)/[^/]*$")
 if dir then require("milua.sys").mkdir(dir) end

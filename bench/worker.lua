@@ -1,6 +1,6 @@
 -- One benchmark measurement in a fresh process (the thread count is fixed by
 -- OPENBLAS_NUM_THREADS / OMP_NUM_THREADS in its environment), printed as JSON.
---   milua bench/worker.lua CONFIG_JSON STEPS [forward]
+--   milua bench/worker.lua CONFIG_JSON STEPS [forward | forwards]
 local T = require "milua.tensor"
 local nn = require "milua.nn"
 local optim = require "milua.optim"
@@ -57,6 +57,11 @@ local function time_it(fn, n)
   return n % 2 == 1 and t[(n + 1) // 2] or (t[n // 2] + t[n // 2 + 1]) / 2
 end
 
+if arg[3] == "forwards" then   -- exactly STEPS forwards, for an instruction count under callgrind
+  for i = 1, steps do T.no_grad(function() return m:forward(data[(i - 1) % 8 + 1][1]) end) end
+  print(json.encode { forwards = steps })
+  return
+end
 if arg[3] == "forward" then   -- forward time only: the hooks-compiled-out comparison
   print(json.encode { forward_ms = 1e3 * time_it(function(i)
     T.no_grad(function() return m:forward(data[(i - 1) % 8 + 1][1]) end)
