@@ -44,7 +44,7 @@ size_t mt_total_allocated(void) { return total_bytes; }
    allocates the same shapes every step, so after the first one no memory comes
    from the system (no page faults, no zeroing by the kernel). */
 #define CACHE_BUCKETS 256
-#define CACHE_LIMIT ((size_t)1 << 30)
+#define CACHE_LIMIT ((size_t)256 << 20)   /* beyond it, freed buffers go back to malloc */
 typedef struct cached { struct cached *next; size_t size; } cached;
 static cached *cache_bucket[CACHE_BUCKETS];
 static size_t cache_bytes;
