@@ -339,47 +339,73 @@ mt_tensor *mt_attn_softmax(mt_tensor *scores, double scale, int causal) {
   return p;
 }
 
-/* ---------------- attention scores: s[b,h,t,u] = sum_e q[b,t,h,e] k[b,u,h,e] ----------------
-   Reads q and k in their projection layout [B,T,H,E] through strides, so neither is
-   permuted into a copy; one small product per (batch, head), unscaled (the softmax scales). */
-static void attn_scores_fwd(const float *q, const float *k, float *s, int64_t B, int64_t H, int64_t T, int64_t S,
-                            int64_t E) {
-#pragma omp parallel for schedule(static) if (mt_par_worth(2.0 * B * H * T * S * E))
+/* ---------------- per-(batch, head) products ----------------
+   Attention's operands come in two layouts: a pattern [B,H,rows,cols] and a projection
+   [B,rows,H,cols] (q, k, v, z as the linear layers write them). A product per (batch, head)
+   reads either through strides, so nothing is permuted into a copy. */
+typedef struct { const float *p; int64_t rows, cols; int proj; } head_operand;
+
+static head_operand pattern_of(const float *p, int64_t rows, int64_t cols) { return (head_operand){p, rows, cols, 0}; }
+static head_operand proj_of(const float *p, int64_t rows, int64_t cols) { return (head_operand){p, rows, cols, 1}; }
+
+static const float *head_at(head_operand o, int64_t b, int64_t h, int64_t H) {
+  return o.proj ? o.p + (b * o.rows * H + h) * o.cols : o.p + (b * H + h) * o.rows * o.cols;
+}
+
+/* C[b,h] = op(A[b,h]) @ op(B[b,h]) for every batch and head; C is M x N, the inner size K */
+static void per_head_gemm(int ta, int tb, int64_t M, int64_t N, int64_t K, head_operand A, head_operand Bo, head_operand C,
+                          int64_t B, int64_t H) {
+#pragma omp parallel for schedule(static) if (mt_par_worth(2.0 * B * H * M * N * K))
   for (int64_t bh = 0; bh < B * H; bh++) {
     int64_t b = bh / H, h = bh % H;
-    mt_sgemm1(0, 1, T, S, E, q + b * T * H * E + h * E, H * E, k + b * S * H * E + h * E, H * E, 0.0f, s + bh * T * S, S);
+    mt_sgemm1(ta, tb, M, N, K, head_at(A, b, h, H), A.proj ? H * A.cols : A.cols, head_at(Bo, b, h, H),
+              Bo.proj ? H * Bo.cols : Bo.cols, 0.0f, (float *)head_at(C, b, h, H), C.proj ? H * C.cols : C.cols);
   }
 }
 
+/* the gradient of one operand of a per-head product, in its own layout, or -1 */
+static int head_grad(mt_node *n, int which, mt_tensor *like, int ta, int tb, int64_t M, int64_t Nn, int64_t K, head_operand A,
+                     head_operand Bo, int proj, int64_t B, int64_t H, mt_tensor **gin) {
+  if (!n->next[which]) return 0;
+  mt_tensor *d = mt_empty(MT_F32, like->ndim, like->shape);
+  if (!d) return -1;
+  per_head_gemm(ta, tb, M, Nn, K, A, Bo, (head_operand){mt_f32(d), M, Nn, proj}, B, H);
+  gin[which] = d;
+  return 0;
+}
+
+/* the forward of a per-head product node: checks done by the caller, inputs made contiguous,
+   out [B,H,T,S] (pattern layout) or [B,T,H,E] (projection layout) */
+static mt_tensor *per_head_node(const char *name, mt_backward_fn bw, mt_tensor *x, mt_tensor *y, int out_ndim,
+                                const int64_t *out_shape, int tb, int64_t M, int64_t N, int64_t K, int x_proj, int out_proj) {
+  mt_tensor *xc = mt_contiguous(x), *yc = mt_contiguous(y);
+  mt_tensor *out = (xc && yc) ? mt_empty(MT_F32, out_ndim, out_shape) : NULL;
+  if (out) {
+    int64_t B = x->shape[0], H = x_proj ? x->shape[2] : x->shape[1];
+    if (K) per_head_gemm(0, tb, M, N, K, (head_operand){mt_f32(xc), M, K, x_proj}, proj_of(mt_f32(yc), tb ? N : K, tb ? K : N),
+                         (head_operand){mt_f32(out), M, N, out_proj}, B, H);
+    else memset(mt_f32(out), 0, sizeof(float) * (size_t)mt_numel(out));
+    mt_tensor *in[2] = {x, y};
+    if (mt_needs_grad(2, in)) {
+      mt_node *n = mt_node_new(name, bw, 2, in);
+      if (!n) { mt_unref(out); out = NULL; }
+      else { mt_node_save(n, xc); mt_node_save(n, yc); mt_node_attach(n, out); }
+    }
+  }
+  mt_unref(xc); mt_unref(yc);
+  return out;
+}
+
+/* ---------------- attention scores: s[b,h,t,u] = sum_e q[b,t,h,e] k[b,u,h,e] ----------------
+   unscaled (the softmax scales) */
 static int attn_scores_backward(mt_node *n, mt_tensor *g, mt_tensor **gin) {
   mt_tensor *q = mt_node_saved(n, 0), *k = mt_node_saved(n, 1);
   if (!q || !k) return -1;
   int64_t B = q->shape[0], T = q->shape[1], H = q->shape[2], E = q->shape[3], S = k->shape[1];
-  const float *pq = mt_f32(q), *pk = mt_f32(k), *pg = mt_f32(g);
-  if (n->next[0]) {   /* dq[b,:,h,:] = g[b,h] @ k[b,:,h,:] */
-    mt_tensor *dq = mt_empty(MT_F32, 4, q->shape);
-    if (!dq) return -1;
-    float *pd = mt_f32(dq);
-#pragma omp parallel for schedule(static) if (mt_par_worth(2.0 * B * H * T * S * E))
-    for (int64_t bh = 0; bh < B * H; bh++) {
-      int64_t b = bh / H, h = bh % H;
-      mt_sgemm1(0, 0, T, E, S, pg + bh * T * S, S, pk + b * S * H * E + h * E, H * E, 0.0f, pd + b * T * H * E + h * E,
-                H * E);
-    }
-    gin[0] = dq;
-  }
-  if (n->next[1]) {   /* dk[b,:,h,:] = g[b,h]^T @ q[b,:,h,:] */
-    mt_tensor *dk = mt_empty(MT_F32, 4, k->shape);
-    if (!dk) return -1;
-    float *pd = mt_f32(dk);
-#pragma omp parallel for schedule(static) if (mt_par_worth(2.0 * B * H * T * S * E))
-    for (int64_t bh = 0; bh < B * H; bh++) {
-      int64_t b = bh / H, h = bh % H;
-      mt_sgemm1(1, 0, S, E, T, pg + bh * T * S, S, pq + b * T * H * E + h * E, H * E, 0.0f, pd + b * S * H * E + h * E,
-                H * E);
-    }
-    gin[1] = dk;
-  }
+  const float *pg = mt_f32(g);
+  /* dq[b,:,h,:] = g[b,h] @ k[b,:,h,:];  dk[b,:,h,:] = g[b,h]^T @ q[b,:,h,:] */
+  if (head_grad(n, 0, q, 0, 0, T, E, S, pattern_of(pg, T, S), proj_of(mt_f32(k), S, E), 1, B, H, gin)) return -1;
+  if (head_grad(n, 1, k, 1, 0, S, E, T, pattern_of(pg, T, S), proj_of(mt_f32(q), T, E), 1, B, H, gin)) return -1;
   return 0;
 }
 
@@ -392,62 +418,19 @@ mt_tensor *mt_attn_scores(mt_tensor *q, mt_tensor *k) {
     return NULL;
   }
   int64_t B = q->shape[0], T = q->shape[1], H = q->shape[2], E = q->shape[3], S = k->shape[1];
-  mt_tensor *qc = mt_contiguous(q), *kc = mt_contiguous(k);
   int64_t ss[4] = {B, H, T, S};
-  mt_tensor *s = (qc && kc) ? mt_empty(MT_F32, 4, ss) : NULL;
-  if (s) {
-    if (E) attn_scores_fwd(mt_f32(qc), mt_f32(kc), mt_f32(s), B, H, T, S, E);
-    else memset(mt_f32(s), 0, sizeof(float) * (size_t)mt_numel(s));
-    mt_tensor *in[2] = {q, k};
-    if (mt_needs_grad(2, in)) {
-      mt_node *n = mt_node_new("attn_scores", attn_scores_backward, 2, in);
-      if (!n) { mt_unref(s); s = NULL; }
-      else { mt_node_save(n, qc); mt_node_save(n, kc); mt_node_attach(n, s); }
-    }
-  }
-  mt_unref(qc); mt_unref(kc);
-  return s;
+  return per_head_node("attn_scores", attn_scores_backward, q, k, 4, ss, 1, T, S, E, 1, 0);
 }
 
 /* ---------------- attention apply: z[b,t,h,:] = sum_s p[b,h,t,s] v[b,s,h,:] ---------------- */
-static void attn_apply_fwd(const float *p, const float *v, float *z, int64_t B, int64_t H, int64_t T, int64_t S,
-                           int64_t E) {
-#pragma omp parallel for schedule(static) if (mt_par_worth(2.0 * B * H * T * S * E))
-  for (int64_t bh = 0; bh < B * H; bh++) {
-    int64_t b = bh / H, h = bh % H;
-    mt_sgemm1(0, 0, T, E, S, p + bh * T * S, S, v + b * S * H * E + h * E, H * E, 0.0f, z + b * T * H * E + h * E, H * E);
-  }
-}
-
 static int attn_apply_backward(mt_node *n, mt_tensor *g, mt_tensor **gin) {
   mt_tensor *p = mt_node_saved(n, 0), *v = mt_node_saved(n, 1);
   if (!p || !v) return -1;
   int64_t B = p->shape[0], H = p->shape[1], T = p->shape[2], S = p->shape[3], E = v->shape[3];
-  const float *pp = mt_f32(p), *pv = mt_f32(v), *pg = mt_f32(g);
-  if (n->next[0]) {   /* dp[b,h] = g[b,:,h,:] @ v[b,:,h,:]^T */
-    mt_tensor *dp = mt_empty(MT_F32, 4, p->shape);
-    if (!dp) return -1;
-    float *pdp = mt_f32(dp);
-#pragma omp parallel for schedule(static) if (mt_par_worth(2.0 * B * H * T * S * E))
-    for (int64_t bh = 0; bh < B * H; bh++) {
-      int64_t b = bh / H, h = bh % H;
-      mt_sgemm1(0, 1, T, S, E, pg + b * T * H * E + h * E, H * E, pv + b * S * H * E + h * E, H * E, 0.0f,
-                pdp + bh * T * S, S);
-    }
-    gin[0] = dp;
-  }
-  if (n->next[1]) {   /* dv[b,:,h,:] = p[b,h]^T @ g[b,:,h,:] */
-    mt_tensor *dv = mt_empty(MT_F32, 4, v->shape);
-    if (!dv) return -1;
-    float *pdv = mt_f32(dv);
-#pragma omp parallel for schedule(static) if (mt_par_worth(2.0 * B * H * T * S * E))
-    for (int64_t bh = 0; bh < B * H; bh++) {
-      int64_t b = bh / H, h = bh % H;
-      mt_sgemm1(1, 0, S, E, T, pp + bh * T * S, S, pg + b * T * H * E + h * E, H * E, 0.0f,
-                pdv + b * S * H * E + h * E, H * E);
-    }
-    gin[1] = dv;
-  }
+  const float *pg = mt_f32(g);
+  /* dp[b,h] = g[b,:,h,:] @ v[b,:,h,:]^T;  dv[b,:,h,:] = p[b,h]^T @ g[b,:,h,:] */
+  if (head_grad(n, 0, p, 0, 1, T, S, E, proj_of(pg, T, E), proj_of(mt_f32(v), S, E), 0, B, H, gin)) return -1;
+  if (head_grad(n, 1, v, 1, 0, S, E, T, pattern_of(mt_f32(p), T, S), proj_of(pg, T, E), 1, B, H, gin)) return -1;
   return 0;
 }
 
@@ -460,19 +443,6 @@ mt_tensor *mt_attn_apply(mt_tensor *pattern, mt_tensor *v) {
     return NULL;
   }
   int64_t B = pattern->shape[0], H = pattern->shape[1], T = pattern->shape[2], S = pattern->shape[3], E = v->shape[3];
-  mt_tensor *pc = mt_contiguous(pattern), *vc = mt_contiguous(v);
   int64_t zs[4] = {B, T, H, E};
-  mt_tensor *z = (pc && vc) ? mt_empty(MT_F32, 4, zs) : NULL;
-  if (z) {
-    if (S && E) attn_apply_fwd(mt_f32(pc), mt_f32(vc), mt_f32(z), B, H, T, S, E);
-    else memset(mt_f32(z), 0, sizeof(float) * (size_t)mt_numel(z));
-    mt_tensor *in[2] = {pattern, v};
-    if (mt_needs_grad(2, in)) {
-      mt_node *n = mt_node_new("attn_apply", attn_apply_backward, 2, in);
-      if (!n) { mt_unref(z); z = NULL; }
-      else { mt_node_save(n, pc); mt_node_save(n, vc); mt_node_attach(n, z); }
-    }
-  }
-  mt_unref(pc); mt_unref(vc);
-  return z;
+  return per_head_node("attn_apply", attn_apply_backward, pattern, v, 4, zs, 0, T, E, S, 0, 1);
 }
