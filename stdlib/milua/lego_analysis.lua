@@ -232,7 +232,7 @@ end
 --- LA.recipe: the default training recipe (experiments/README.md says how it was chosen)
 LA.recipe = {
   n_var = 5, n_layers = 4, n_heads = 4, d_model = 64, d_mlp = 256, init_range = 0.1,
-  steps = 3000, tokens = 4096, lr = 1e-3, warmup = 100, decay = "cosine", weight_decay = 0.01, clip = 1.0,
+  steps = 4000, tokens = 4096, lr = 1e-3, warmup = 100, decay = "cosine", weight_decay = 0.01, clip = 1.0,
   curriculum = { start = 2, extra = 1, grow_at = 0.95, max_stage = 500 }, operands = 3.0, operands_final = 1.0,
   compare_steps = 700,   -- per model in the scripts that train three (shortcut, mimic)
   mimic_steps = 150,     -- attention-mimicking pre-training steps
