@@ -345,6 +345,28 @@ function M.done()
   return true
 end
 
+--- test.png_info(path) -> width, height, or nil and why: a file that starts with the PNG
+--- signature and an IHDR chunk and ends with IEND (a truncated write fails the last check)
+function M.png_info(path)
+  local f = io.open(path, "rb")
+  if not f then return nil, "missing" end
+  local data = f:read("a")
+  f:close()
+  if #data < 33 or data:sub(1, 8) ~= "\137PNG\r\n\26\n" then return nil, "no PNG signature" end
+  if data:sub(13, 16) ~= "IHDR" then return nil, "first chunk is not IHDR" end
+  if data:sub(-8, -5) ~= "IEND" then return nil, "does not end with IEND" end
+  return string.unpack(">I4I4", data, 17)
+end
+
+--- test.png(path, desc [, min_side = 100]) -> width, height: one test that path is a whole PNG
+--- of at least min_side pixels a side
+function M.png(path, desc, min_side)
+  local w, h = M.png_info(path)
+  local why = not w and h or (math.min(w, h) < (min_side or 100) and ("image is " .. w .. "x" .. h)) or nil
+  M.ok(why == nil, desc .. (why and (": " .. why) or (" (" .. w .. "x" .. h .. ")")))
+  return w, h
+end
+
 -- independent truth for tests: NumPy computing the same thing from the same inputs
 function M.numpy(script, arrays)
   local data, code = os.tmpname(), os.tmpname()

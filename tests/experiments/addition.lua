@@ -102,25 +102,11 @@ test.ok(isnum(ag.overall and ag.overall.model_true or -1, 0, 1) and math.abs(ag.
   "greedy answers agree with the teacher-forced exact match")
 
 -- ---------------------------------------------------------------- the figures
-local function png_ok(path)
-  local f = io.open(path, "rb")
-  if not f then return false, "missing" end
-  local s = f:read("a")
-  f:close()
-  if s:sub(1, 8) ~= "\137PNG\r\n\26\n" then return false, "no PNG signature" end
-  if s:sub(13, 16) ~= "IHDR" then return false, "first chunk is not IHDR" end
-  local w = string.unpack(">I4", s, 17)
-  local h = string.unpack(">I4", s, 21)
-  if w < 100 or h < 100 then return false, "image is " .. w .. "x" .. h end
-  if s:sub(-8, -5) ~= "IEND" then return false, "does not end with IEND" end
-  return true
-end
 local pngs = res.pngs or {}
 test.ok(#pngs >= 9, "at least 9 PNGs listed (" .. #pngs .. ")")
 for _, name in ipairs({ "digit_loss", "digit_loss_early", "digit_buckets", "staircase_head1", "staircase_head2", "staircase_head3",
   "ablation_resid_post", "ablation_resid_pre", "accuracy_by_class" }) do
-  local good, why = png_ok(out .. "/" .. name .. ".png")
-  test.ok(good, name .. ".png is a valid PNG" .. (why and (": " .. why) or ""))
+  test.png(out .. "/" .. name .. ".png", name .. ".png is a valid PNG")
 end
 
 -- clean up

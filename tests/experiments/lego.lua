@@ -115,18 +115,6 @@ assert(sys.mkdir(dir))
 -- under the sanitizers everything is ~10x slower: a shorter run still covers every line
 local extra = os.getenv("MILUA_SANITIZED") and " --steps 4 --n_test 40 --mimic_steps 2" or ""
 
-local function png_ok(path)
-  local f = io.open(path, "rb")
-  if not f then return false, "missing" end
-  local data = f:read("a")
-  f:close()
-  if data:sub(1, 8) ~= "\137PNG\r\n\26\n" then return false, "no PNG signature" end
-  if data:sub(13, 16) ~= "IHDR" then return false, "no IHDR chunk" end
-  local w, h = string.unpack(">I4I4", data, 17)
-  if w < 16 or h < 16 then return false, "tiny image " .. w .. "x" .. h end
-  if data:sub(-8, -5) ~= "IEND" then return false, "no IEND chunk" end
-  return true
-end
 
 local function run(script, flags)
   local out = dir .. "/" .. script
@@ -163,8 +151,7 @@ do
   test.ok(all_in({ res.train_seconds }, 0, 1e6), "lego_assoc: train_seconds")
   test.ok(type(res.association_heads) == "table", "lego_assoc: association_heads listed")
   for _, p in ipairs({ "assoc_scores", "top_head_pattern", "acc_by_depth" }) do
-    local ok, why = png_ok(out .. "/" .. p .. ".png")
-    test.ok(ok, "lego_assoc: " .. p .. ".png is a PNG" .. (why and (" (" .. why .. ")") or ""))
+    test.png(out .. "/" .. p .. ".png", "lego_assoc: " .. p .. ".png is a PNG", 16)
   end
   -- a second run reuses the checkpoint and reports the same numbers
   local res2 = run("lego_assoc")
@@ -184,8 +171,7 @@ do
   test.ok(type(res.heads) == "table" and type(res.heads.ordered) == "table" and type(res.heads_verdict) == "string",
     "lego_shortcut: head comparison")
   for _, p in ipairs({ "acc_by_depth", "assoc_ordered", "assoc_shuffled", "offset_ordered", "offset_shuffled" }) do
-    local ok, why = png_ok(out .. "/" .. p .. ".png")
-    test.ok(ok, "lego_shortcut: " .. p .. ".png is a PNG" .. (why and (" (" .. why .. ")") or ""))
+    test.png(out .. "/" .. p .. ".png", "lego_shortcut: " .. p .. ".png is a PNG", 16)
   end
 end
 
@@ -202,8 +188,7 @@ do
     and res.flops.forward_ms_module > 0 and res.flops.forward_ms_plain > 0, "lego_mimic: FLOPs saved and forward times measured")
   test.ok(type(res.verdicts) == "table" and type(res.verdicts.mimic) == "string", "lego_mimic: verdicts")
   for _, p in ipairs({ "acc_by_depth", "assoc_random", "assoc_mimic", "mimic_L0H1_pattern" }) do
-    local ok, why = png_ok(out .. "/" .. p .. ".png")
-    test.ok(ok, "lego_mimic: " .. p .. ".png is a PNG" .. (why and (" (" .. why .. ")") or ""))
+    test.png(out .. "/" .. p .. ".png", "lego_mimic: " .. p .. ".png is a PNG", 16)
   end
 end
 

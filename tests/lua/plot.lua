@@ -23,18 +23,7 @@ local function slurp(path)
   return s
 end
 
--- PNG signature, then the IHDR's width and height
-local function png_size(path)
-  local s = slurp(path)
-  if not s or #s < 24 or s:sub(1, 8) ~= "\137PNG\r\n\26\n" or s:sub(13, 16) ~= "IHDR" then return nil end
-  return string.unpack(">I4I4", s, 17)
-end
-
-local function wrote(path, desc)
-  local w, h = png_size(path)
-  test.ok(w and w >= 100 and h >= 100, desc .. " (" .. tostring(w) .. "x" .. tostring(h) .. ")")
-  return w, h
-end
+local function wrote(path, desc) return test.png(path, desc) end
 
 T.seed(1)
 

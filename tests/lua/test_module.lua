@@ -245,5 +245,29 @@ test.done()
   end
 end
 
+-- test.png_info / test.png: a whole PNG passes, a truncated, foreign or missing file fails with a reason
+do
+  local M = require "milua.test"
+  local plot = require "milua.plot"
+  local good, cut, other = os.tmpname(), os.tmpname(), os.tmpname()
+  plot.heatmap({ { 0, 1 }, { 1, 0 } }, good, { title = "png" })
+  local bytes = slurp(good)
+  local f = io.open(cut, "wb"); f:write(bytes:sub(1, #bytes - 12)); f:close()
+  f = io.open(other, "wb"); f:write("GIF89a" .. string.rep("\0", 64)); f:close()
+  local w, h = M.png_info(good)
+  ok(type(w) == "number" and w >= 100 and h >= 100, "png_info: a written plot has its size")
+  local w2, why2 = M.png_info(cut)
+  ok(w2 == nil and why2 == "does not end with IEND", "png_info: a truncated PNG fails", tostring(why2))
+  local w3, why3 = M.png_info(other)
+  ok(w3 == nil and why3 == "no PNG signature", "png_info: another format fails", tostring(why3))
+  local w4, why4 = M.png_info(good .. ".none")
+  ok(w4 == nil and why4 == "missing", "png_info: a missing file fails", tostring(why4))
+  local out = child('local test = require "milua.test"\ntest.png(' .. string.format("%q", cut) .. ', "cut")\ntest.png(' ..
+    string.format("%q", good) .. ', "small enough", 5000)\ntest.done()\n')
+  ok(has(out, "not ok 1 - cut: does not end with IEND") and has(out, "not ok 2 - small enough: image is "),
+    "test.png reports the reason in the test line", out)
+  os.remove(good); os.remove(cut); os.remove(other)
+end
+
 print("1.." .. run)
 if failed > 0 then os.exit(1) end
