@@ -80,8 +80,11 @@ static int s_num_threads(lua_State *L) {
   return 1;
 }
 static int s_set_num_threads(lua_State *L) {
-  lua_Integer n = luaL_checkinteger(L, 1);
-  luaL_argcheck(L, n >= 1 && n <= 1024, 1, "thread count must be between 1 and 1024");
+  /* own message: luaL_argcheck would name the function by its internal module path */
+  if (!lua_isinteger(L, 1) || lua_tointeger(L, 1) < 1 || lua_tointeger(L, 1) > 1024)
+    return luaL_error(L, "T.set_num_threads: the thread count must be an integer from 1 to 1024, got %s",
+                      luaL_tolstring(L, 1, NULL));
+  lua_Integer n = lua_tointeger(L, 1);
   mt_set_threads((int)n);
   return 0;
 }

@@ -131,7 +131,8 @@ static int m_transpose(lua_State *L) {
 }
 static int m_t(lua_State *L) {
   mt_tensor *t = SELF;
-  if (t->ndim != 2) { char s[64]; return luaL_error(L, "t: expects a 2-d tensor, got %s", mt_shape_str(t, s, sizeof s)); }
+  if (t->ndim < 2) { lua_settop(L, 1); return 1; } /* as in PyTorch: 0-d and 1-d tensors are their own transpose */
+  if (t->ndim != 2) { char s[64]; return luaL_error(L, "t: expects at most 2 dimensions, got %s", mt_shape_str(t, s, sizeof s)); }
   PUSH(mt_transpose(t, 0, 1));
 }
 static int m_permute(lua_State *L) {

@@ -149,8 +149,11 @@ do
   T.set_num_threads(2)
   test.is(T.num_threads(), 2, "T.set_num_threads(2)")
   test.is(losses(), l1, "losses are bit-identical after T.set_num_threads(2)")
-  test.throws(function() T.set_num_threads(0) end, "thread count must be between 1 and 1024", "T.set_num_threads(0) is refused clearly")
-  test.throws(function() T.set_num_threads("many") end, "number expected", "T.set_num_threads needs a number")
+  test.throws(function() T.set_num_threads(0) end, "T.set_num_threads: the thread count must be an integer from 1 to 1024, got 0",
+    "T.set_num_threads(0) is refused clearly, naming the Lua call")
+  test.throws(function() T.set_num_threads("many") end, "an integer from 1 to 1024, got many", "T.set_num_threads needs a number")
+  test.throws(function() T.set_num_threads(1.5) end, "got 1.5", "T.set_num_threads needs an integer")
+  test.is(T.num_threads(), 2, "a refused T.set_num_threads leaves the count alone")
   T.set_num_threads(was)
 end
 

@@ -39,6 +39,12 @@ test.is(p:data_ptr(), base, "permute shares memory")
 test.is(x:permute({ 2, 3, 1 }):shape(), { 3, 4, 2 }, "permute takes a table")
 local m = T.arange(6):view(2, 3)
 test.is(m:t():totable(), { { 0, 3 }, { 1, 4 }, { 2, 5 } }, "t() of a matrix")
+do -- as in PyTorch, a vector or a scalar is its own transpose
+  local v = T.tensor({ 1, 2, 3 })
+  test.ok(rawequal(v:t(), v), "t() of a 1-d tensor returns the tensor itself")
+  test.is(v:t():totable(), { 1, 2, 3 }, "t() of a 1-d tensor keeps its values")
+  test.is(T.tensor(5):t():item(), 5, "t() of a 0-d tensor")
+end
 
 -- ---- narrow / select / t[i] ----
 local nw = x:narrow(3, 2, 2)
@@ -192,6 +198,6 @@ test.throws(function() x:squeeze(4) end, "squeeze: dim 4", "squeeze bad dim")
 test.throws(function() col:expand(3, 3) end, "expand: cannot expand [2,1] to [3,3]", "expand a size that is not 1")
 test.throws(function() col:expand(3) end, "expand", "expand to fewer dims")
 test.throws(function() x:flatten(3, 1) end, "flatten", "flatten end before start")
-test.throws(function() x:t() end, "t: expects a 2-d tensor, got [2,3,4]", "t() of a 3-d tensor")
+test.throws(function() x:t() end, "t: expects at most 2 dimensions, got [2,3,4]", "t() of a 3-d tensor")
 
 test.done()
