@@ -394,7 +394,7 @@ mt_tensor *mt_norm(mt_tensor *t, double p, int dim, int keepdim) {
 }
 
 /* ---- sort / topk: indices by a stable sort, values by gather ---- */
-typedef struct { float v; int32_t i; } keyed;
+typedef struct { double v; int32_t i; } keyed; /* double holds every float32 and int32 exactly */
 static int cmp_asc(const void *x, const void *y) {
   const keyed *a = x, *b = y;
   int an = a->v != a->v, bn = b->v != b->v;
@@ -417,7 +417,7 @@ static mt_tensor *sorted(const char *fn, mt_tensor *t, int64_t k, int dim, int d
   geom g;
   if (geometry(fn, t, dim, 1, &g)) return NULL;
   if (k < 0 || k > g.n) { mt_seterr("%s: k = %lld is out of range for a dim of size %lld", fn, (long long)k, (long long)g.n); return NULL; }
-  mt_tensor *c = as_f32c(t);
+  mt_tensor *c = mt_contiguous(t);  /* in its own dtype: int32 ids beyond 2^24 must not round through float */
   if (!c) return NULL;
   int64_t shape[MT_MAXDIM];
   memcpy(shape, t->shape, sizeof shape);
@@ -425,11 +425,16 @@ static mt_tensor *sorted(const char *fn, mt_tensor *t, int64_t k, int dim, int d
   mt_tensor *idx = mt_empty(MT_I32, t->ndim, shape);
   keyed *buf = malloc(sizeof *buf * (size_t)(g.n ? g.n : 1));
   if (!idx || !buf) { mt_unref(c); mt_unref(idx); free(buf); mt_seterr("out of memory"); return NULL; }
-  const float *x = mt_f32(c);
+  const float *xf = c->dtype == MT_F32 ? mt_f32(c) : NULL;
+  const int32_t *xi = c->dtype == MT_I32 ? mt_i32(c) : NULL;
   int32_t *pi = mt_i32(idx);
   for (int64_t o = 0; o < g.outer; o++)
     for (int64_t j = 0; j < g.inner; j++) {
-      for (int64_t i = 0; i < g.n; i++) { buf[i].v = x[(o * g.n + i) * g.inner + j]; buf[i].i = (int32_t)i; }
+      for (int64_t i = 0; i < g.n; i++) {
+        int64_t at = (o * g.n + i) * g.inner + j;
+        buf[i].v = xf ? (double)xf[at] : (double)xi[at];
+        buf[i].i = (int32_t)i;
+      }
       qsort(buf, (size_t)g.n, sizeof *buf, desc ? cmp_desc : cmp_asc);
       for (int64_t i = 0; i < k; i++) pi[(o * k + i) * g.inner + j] = buf[i].i;
     }
