@@ -33,12 +33,12 @@ local t_start, load_start = sys.clock(), AA.loadavg()
 
 T.seed(o.seed)
 local test = addition.batch(tier.n_test, N)                  -- fresh, non-enriched: drawn first, so the
-local monitor = addition.batch(1000, N)                      -- same seed tests on the same questions
+                                                             -- same seed tests on the same questions
 local model = AA.model { n_digits = N, d_model = tier.d_model, n_heads = 3, init_range = recipe.init_range }
 print(string.format("%s tier: %s, %d steps, seed %d, load average %s", tier.name, tostring(model), steps, o.seed, load_start))
 local run = AA.train(model, { n_digits = N, steps = steps, lr = recipe.lr, warmup = recipe.warmup, every = tier.every,
-  batch = recipe.batch, weight_decay = recipe.weight_decay, clip = recipe.clip, eval_set = monitor,
-  eval_every = math.max(1, steps // 8), log_every = math.max(1, steps // 8) })
+  batch = recipe.batch, weight_decay = recipe.weight_decay, clip = recipe.clip, class_set = test,  -- S0..S5 over training
+  eval_every = math.max(1, steps // 16), log_every = math.max(1, steps // 8) })
 
 -- evaluation
 local ev = AA.evaluate(model, test)
@@ -64,6 +64,7 @@ png[#png + 1] = AA.plot_ablation(abl.resid_post.acc, N, o.out .. "/ablation_resi
 png[#png + 1] = AA.plot_ablation(abl.resid_pre.acc, N, o.out .. "/ablation_resid_pre.png",
   "Mean-ablating resid_pre (the input) at one position")
 png[#png + 1] = AA.plot_classes(ev, agree, o.out .. "/accuracy_by_class.png")
+png[#png + 1] = AA.plot_class_curve(run.class_curve, o.out .. "/class_during_training.png")
 
 local results = AA.results {
   n_digits = N, tier = tier.name, seed = o.seed, model = model, recipe = recipe, run = run, eval = ev,

@@ -115,10 +115,14 @@ local function tracker(n, every, bucket_digit)
   return tr
 end
 
---- AA.train(model, o) -> result of train.run plus result.curves (see tracker above)
+--- AA.train(model, o) -> result of train.run plus result.curves (see tracker above) and, with
+-- o.class_set, result.class_curve {steps, overall, S0..S5 = {acc per evaluation}, n = {S0..S5 counts}}
 -- o: n_digits, steps, batch (64), lr, warmup, min_lr, weight_decay, clip, every (window of the
 -- loss curves), bucket_digit (default the middle digit), eval_every, eval_set (uniform
--- questions for a progress line of exact-match accuracy), quiet, enrich (default true)
+-- questions for a progress line of exact-match accuracy), class_set (uniform questions whose
+-- exact match per cascade class is recorded at every evaluation: when S3 falls behind S2 and
+-- whether it catches up), eval (a function(model, step) -> table replacing both), quiet,
+-- enrich (default true)
 function AA.train(model, o)
   local n = o.n_digits or 5
   local every = o.every or 50
@@ -135,8 +139,22 @@ function AA.train(model, o)
     tr.record(step, logits, targets, current)
     return nn.cross_entropy(logits, targets, mask)
   end
-  local eval
-  if o.eval_set then
+  local eval = o.eval
+  local cc
+  if not eval and o.class_set then
+    cc = { steps = {}, overall = {}, n = {} }
+    for _, c in ipairs(AA.classes) do cc[c] = {} end
+    eval = function(m, at)
+      local e = AA.evaluate(m, o.class_set, { generate = false })
+      cc.steps[#cc.steps + 1], cc.overall[#cc.overall + 1] = at, e.acc
+      for _, c in ipairs(AA.classes) do
+        local b = e.by_class[c]
+        cc[c][#cc[c] + 1], cc.n[c] = b.acc, b.n
+      end
+      local s2, s3 = e.by_class.S2.acc, e.by_class.S3.acc
+      return { acc = e.acc, S2 = s2 or nil, S3 = s3 or nil }
+    end
+  elseif not eval and o.eval_set then
     eval = function(m) return { acc = AA.exact_match(m, o.eval_set) } end
   end
   local r = train.run {
@@ -147,6 +165,7 @@ function AA.train(model, o)
     label = "addition",
   }
   r.curves = tr
+  r.class_curve = cc
   return r
 end
 
@@ -527,6 +546,21 @@ function AA.plot_ablation(acc, n, path, title)
     clabel = "digit accuracy", width = 900, height = 420 })
 end
 
+-- exact match per cascade class during training (classes with fewer than min_n questions are left out)
+function AA.plot_class_curve(cc, path, opts)
+  opts = opts or {}
+  local series = { { x = cc.steps, y = cc.overall, label = "all questions" } }
+  for _, c in ipairs(CLASSES) do
+    if cc.n[c] >= (opts.min_n or 20) then
+      local y = {}
+      for i, v in ipairs(cc[c]) do y[i] = v or 0 / 0 end
+      series[#series + 1] = { x = cc.steps, y = y, label = c .. " (n=" .. cc.n[c] .. ")" }
+    end
+  end
+  return plot.line(series, path, { title = "Exact match by cascade class during training (non-enriched test questions)",
+    xlabel = "training step", ylabel = "fraction of questions answered exactly", width = 900, height = 560 })
+end
+
 function AA.plot_classes(ev, agree, path)
   local model, alg, labels = {}, {}, {}
   for i, c in ipairs(CLASSES) do
@@ -586,6 +620,16 @@ local function class_table(by, names)
   return t
 end
 
+local function class_curve(cc)
+  local out = { steps = cc.steps, overall = cc.overall, n = cc.n }
+  for _, c in ipairs(CLASSES) do
+    local list = {}
+    for i, v in ipairs(cc[c]) do list[i] = nullable(v) end
+    out[c] = list
+  end
+  return out
+end
+
 --- AA.results(r) -> the table written to results.json (fields listed in experiments/README.md)
 function AA.results(r)
   local n, m, run, ev = r.n_digits, r.model, r.run, r.eval
@@ -629,6 +673,7 @@ function AA.results(r)
     acc_without_answer_tokens = { acc_overall = r.without_answers.acc,
       acc_by_class = class_table(r.without_answers.by_class, names) },
     digit_learned_step = named(learned, names), learned_order = order_names, loss_curves = curves,
+    class_curve = r.run.class_curve and class_curve(r.run.class_curve) or json.null,
     bucket_curves = bucket,
     staircase = { query_positions = st.query_positions, query_labels = qlabels, predicts = st.predicts,
       top_key = st.top_key, top_key_label = st.top_key_label, key_mass = st.key_mass,
@@ -704,6 +749,26 @@ function AA.report(res)
     if w2 ~= json.null and w3 ~= json.null then
       p("with the identities of the already-written answer digits hidden (their embeddings mean-ablated): " ..
         "overall %s, S2 %s, S3 %s", pct(wa.acc_overall), pct(w2), pct(w3))
+    end
+  end
+  local cc = res.class_curve
+  if cc ~= json.null and #cc.steps > 0 then
+    local widest, at = -math.huge, nil
+    local stride = math.ceil(#cc.steps / 8)
+    p("during training (exact match on the same test questions):")
+    p("    step   overall     S2      S3    S2 - S3")
+    for i, step in ipairs(cc.steps) do
+      local a2, a3 = cc.S2[i], cc.S3[i]
+      local both = a2 ~= json.null and a3 ~= json.null
+      if both and a2 - a3 > widest then widest, at = a2 - a3, step end
+      if i % stride == 0 or i == #cc.steps then
+        p("  %6d   %s  %s  %s  %s", step, pct(cc.overall[i]), pct(a2), pct(a3),
+          both and string.format("%5.1f", 100 * (a2 - a3)) or "   -")
+      end
+    end
+    if at then
+      p("the gap was widest at step %d (%.1f points) and is %.1f points at the end", at, 100 * widest,
+        100 * (s2 ~= json.null and s3 ~= json.null and s2 - s3 or 0 / 0))
     end
   end
   local cp = res.cascade_probe

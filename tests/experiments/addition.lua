@@ -101,11 +101,24 @@ test.ok(type(ag.S2) == "table" and (ag.S2.n == 0 or ag.S2.alg_true == 1), "agree
 test.ok(isnum(ag.overall and ag.overall.model_true or -1, 0, 1) and math.abs(ag.overall.model_true - res.acc_overall) < 1e-9,
   "greedy answers agree with the teacher-forced exact match")
 
+-- the class curve: its last evaluation is at the last step, on the same test questions as the
+-- final evaluation, so it must equal acc_overall and the final per-class numbers exactly
+local cc = type(res.class_curve) == "table" and res.class_curve or {}
+local steps_ok = type(cc.steps) == "table" and #cc.steps >= 2
+for i = 2, steps_ok and #cc.steps or 0 do if not (cc.steps[i] > cc.steps[i - 1]) then steps_ok = false end end
+test.ok(steps_ok, "class_curve.steps increase")
+test.is(steps_ok and cc.steps[#cc.steps], res.config and res.config.recipe and res.config.recipe.steps, "the class curve ends at the last step")
+test.is(steps_ok and cc.overall[#cc.overall], res.acc_overall, "class_curve.overall at the end = acc_overall")
+for _, c in ipairs({ "S1", "S2", "S3" }) do
+  test.is(steps_ok and cc[c] and cc[c][#cc[c]], res.acc_by_class and res.acc_by_class[c] and res.acc_by_class[c].acc,
+    "class_curve." .. c .. " at the end = acc_by_class." .. c)
+end
+
 -- ---------------------------------------------------------------- the figures
 local pngs = res.pngs or {}
-test.ok(#pngs >= 9, "at least 9 PNGs listed (" .. #pngs .. ")")
+test.ok(#pngs >= 10, "at least 10 PNGs listed (" .. #pngs .. ")")
 for _, name in ipairs({ "digit_loss", "digit_loss_early", "digit_buckets", "staircase_head1", "staircase_head2", "staircase_head3",
-  "ablation_resid_post", "ablation_resid_pre", "accuracy_by_class" }) do
+  "ablation_resid_post", "ablation_resid_pre", "accuracy_by_class", "class_during_training" }) do
   test.png(out .. "/" .. name .. ".png", name .. ".png is a valid PNG")
 end
 
