@@ -32,7 +32,7 @@ for d, a in ipairs(acc) do
 end
 
 -- association score of every (layer, head)
-local scores, baseline = LA.assoc(model, test, { n = 512 })
+local scores, baseline, by_role = LA.assoc(model, test, { n = 512 })
 local best = LA.best_head(scores)
 local cut = math.max(opts.threshold, 5 * baseline)
 local heads = LA.heads_over(scores, cut)
@@ -45,6 +45,15 @@ else
   for i, h in ipairs(heads) do names[i] = string.format("L%dH%d (%.2f)", h.layer, h.head, h.score) end
   print(string.format("association heads (score >= %.2f): %s", cut, table.concat(names, ", ")))
 end
+-- which way the attention goes: a variable used as an operand reading the clause that defines it,
+-- or the defining occurrence reading the use; the score is the mean of the two
+print("split by the query's role (mass on the twin, from the operand occurrence / from the defining one):")
+for i, h in ipairs(#heads > 0 and heads or { best }) do
+  local l, k = h.layer + 1, h.head
+  print(string.format("  L%dH%d  operand -> defining %.3f   defining -> operand %.3f", h.layer, h.head,
+    by_role.operand[l][k]:item(), by_role.defining[l][k]:item()))
+  if i == 4 then break end
+end
 
 -- figures
 local ex = test.tokens:narrow(1, 1, 1)
@@ -55,6 +64,7 @@ LA.plot_depth({ { label = "test", acc = acc } }, r.out .. "/acc_by_depth.png")
 
 json.write(r.out .. "/results.json", {
   acc_by_depth = acc, assoc_score = scores:totable(), baseline = baseline, best_head = best,
+  assoc_by_role = { operand = by_role.operand:totable(), defining = by_role.defining:totable() },
   association_heads = heads, threshold = cut, train_seconds = info.train_seconds, reused_checkpoint = info.reused,
   curriculum = info.curriculum, n_var = r.n_var, n_train_var = supervised, steps = r.steps, seed = r.seed,
   example = lego.decode(ex:select(1, 1)), wall_seconds = sys.clock() - t_start,

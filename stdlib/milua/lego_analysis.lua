@@ -7,7 +7,8 @@
 --   LA.train(model, o)                 -> result (train.run plus the curriculum and the recipe)
 --   LA.test_set(n, n_var, {ordered})   a fixed test set (drawn from the global generator)
 --   LA.acc_by_depth(model, set)        -> {acc at depth 0, 1, ...} (Lua list, index depth + 1)
---   LA.assoc(model, set)               -> scores [n_layers, n_heads], uniform baseline
+--   LA.assoc(model, set)               -> scores [n_layers, n_heads], uniform baseline, the scores
+--                                         split by query role (defining / operand occurrence)
 --   LA.mimic(model, o)                 attention-pattern pre-training (Zhang et al. 2022, sec. 4)
 --   LA.flops(cfg, seq_len)             analytic forward FLOPs per sequence, by part
 --   LA.forward_ms(model, tokens)       measured forward time
@@ -379,6 +380,27 @@ function LA.assoc_score(patterns, tokens)
   return LA.assoc_score_own(patterns, tokens)
 end
 
+--- LA.assoc_by_role(patterns, tokens, defining) -> {defining = [L, H], operand = [L, H], n = {defining =, operand =}}
+-- The association score split by the role of the query: `defining` [B, T] is 1 at the left-hand
+-- (defining) occurrence of each variable (a LEGO batch's eval_mask); every other variable position
+-- is its use as an operand. Every variable with a twin has one of each, so the score is the mean of
+-- the two; a head that only fetches a variable's value from its defining clause (operand queries
+-- to the defining occurrence) scores at most 0.5.
+function LA.assoc_by_role(patterns, tokens, defining)
+  local key, q = assoc_masks(tokens)
+  local def = q * defining:float()
+  local op = q - def
+  local out = { n = { defining = def:sum():item(), operand = op:sum():item() } }
+  for role, mask in pairs({ defining = def, operand = op }) do
+    local rows = {}
+    for l, p in ipairs(patterns) do
+      rows[l] = ((p:detach() * key:unsqueeze(2)):sum(4) * mask:unsqueeze(2)):sum(3):sum(1) / math.max(1, out.n[role])
+    end
+    out[role] = T.stack(rows, 1)
+  end
+  return out
+end
+
 -- the per-layer patterns of a model on tokens, as a list
 function LA.patterns(model, tokens)
   local _, cache = T.no_grad(function() return model:run_with_cache(tokens, "hook_pattern") end)
@@ -387,11 +409,14 @@ function LA.patterns(model, tokens)
   return list
 end
 
---- LA.assoc(model, set, {n = 256}) -> scores [L, H], baseline, on the first n sequences of a set
+--- LA.assoc(model, set, {n = 256}) -> scores [L, H], baseline, by_role (LA.assoc_by_role), on
+-- the first n sequences of a set
 function LA.assoc(model, set, o)
   local n = math.min((o and o.n) or 256, set.tokens:shape()[1])
   local tokens = set.tokens:narrow(1, 1, n)
-  return LA.assoc_score(LA.patterns(model, tokens), tokens)
+  local pats = LA.patterns(model, tokens)
+  local scores, baseline = LA.assoc_score(pats, tokens)
+  return scores, baseline, LA.assoc_by_role(pats, tokens, set.eval_mask:narrow(1, 1, n))
 end
 
 --- LA.offset_score(patterns, tokens, offsets) -> [L, H]: the mass variable queries put on the keys

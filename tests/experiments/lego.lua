@@ -39,6 +39,23 @@ do
   test.is(#LA.heads_over(LA.assoc_score(pats, tok), 0.4), 2, "heads_over: the heads at or above a threshold")
 end
 
+-- split by role: a head whose operand occurrences read their defining twin and whose defining
+-- occurrences attend to themselves scores 1 / 0 by role and 0.5 overall (one twin each way)
+do
+  local def = b.eval_mask:unsqueeze(3)                                       -- [B, T, 1]
+  local oneway = T.where(def:gt(0), eye:unsqueeze(1):expand(B, Tn, Tn):float(), ident)
+  local r = LA.assoc_by_role({ T.stack({ ident, oneway, uniform }, 2) }, tok, b.eval_mask)
+  test.is(r.n.defining, B * (n_var - 1), "assoc_by_role: every variable but the last has a defining query with a twin")
+  test.is(r.n.operand, B * (n_var - 1), "assoc_by_role: and an operand query")
+  test.close(r.operand[1][1]:item(), 1, 1e-5, "assoc_by_role: identity attention reads the twin from the operand side")
+  test.close(r.defining[1][1]:item(), 1, 1e-5, "assoc_by_role: and from the defining side")
+  test.close(r.operand[1][2]:item(), 1, 1e-5, "assoc_by_role: a one-way head reads the definition from the operand")
+  test.close(r.defining[1][2]:item(), 0, 1e-6, "assoc_by_role: and nothing from the defining side")
+  test.close(LA.assoc_score({ T.stack({ ident, oneway, uniform }, 2) }, tok)[1][2]:item(), 0.5, 1e-5,
+    "a one-way head's association score is the mean of the two roles: 0.5")
+  test.close(r.operand[1][3]:item(), 1 / Tn, 1e-5, "assoc_by_role: uniform attention gives 1/T on each side")
+end
+
 -- a model's own patterns go through the same path: scores lie in [0, 1]
 do
   T.seed(1)
@@ -150,6 +167,15 @@ do
   test.ok(all_in({ res.baseline }, 0, 1) and res.baseline > 0, "lego_assoc: baseline")
   test.ok(all_in({ res.train_seconds }, 0, 1e6), "lego_assoc: train_seconds")
   test.ok(type(res.association_heads) == "table", "lego_assoc: association_heads listed")
+  local br = res.assoc_by_role or {}
+  local role_ok = type(br.operand) == "table" and type(br.defining) == "table" and #br.operand == 4
+  for l = 1, role_ok and 4 or 0 do
+    if not (all_in(br.operand[l], 0, 1) and all_in(br.defining[l], 0, 1)) then role_ok = false end
+    for h = 1, role_ok and #br.operand[l] or 0 do   -- the score is the mean of the two roles
+      if math.abs((br.operand[l][h] + br.defining[l][h]) / 2 - res.assoc_score[l][h]) > 1e-4 then role_ok = false end
+    end
+  end
+  test.ok(role_ok, "lego_assoc: assoc_by_role, layer x head per role, averaging to assoc_score")
   for _, p in ipairs({ "assoc_scores", "top_head_pattern", "acc_by_depth" }) do
     test.png(out .. "/" .. p .. ".png", "lego_assoc: " .. p .. ".png is a PNG", 16)
   end
