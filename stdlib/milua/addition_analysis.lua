@@ -557,7 +557,7 @@ function AA.plot_class_curve(cc, path, opts)
       series[#series + 1] = { x = cc.steps, y = y, label = c .. " (n=" .. cc.n[c] .. ")" }
     end
   end
-  return plot.line(series, path, { title = "Exact match by cascade class during training (non-enriched test questions)",
+  return plot.line(series, path, { title = "Exact match by cascade class during training",
     xlabel = "training step", ylabel = "fraction of questions answered exactly", width = 900, height = 560 })
 end
 
