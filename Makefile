@@ -4,12 +4,12 @@ BUILD   ?= build
 OPT     ?= -O3
 SAN     ?=
 LUAINC  ?= /usr/include/lua5.4
-CFLAGS  += $(OPT) $(DEFS) -g -std=gnu11 -fno-math-errno -Wall -Wextra -Wno-unused-parameter -fopenmp -I$(LUAINC) $(SAN)
+CFLAGS  += $(OPT) $(DEFS) -g -std=gnu11 -fno-math-errno -Wall -Wextra -Wno-unused-parameter -fopenmp -Inn -I$(LUAINC) $(SAN)
 LDLIBS  += -llua5.4 -lopenblas -lpng -lreadline -lm
 LDFLAGS += -fopenmp $(SAN)
 PREFIX  ?= /usr/local
 
-NN_SRC   := $(wildcard nn/*.c)
+NN_SRC   := $(wildcard nn/*/*.c)
 BIND_SRC := $(wildcard bindings/*.c)
 VM_SRC   := $(wildcard vm/*.c)
 NN_OBJ   := $(NN_SRC:%.c=$(BUILD)/%.o)
@@ -33,7 +33,7 @@ milua: $(BUILD)/milua
 $(BUILD)/milua: $(VM_OBJ) $(BIND_OBJ) $(NN_OBJ)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/%.o: %.c $(wildcard nn/*.h bindings/*.h vm/*.h)
+$(BUILD)/%.o: %.c $(wildcard nn/*/*.h bindings/*.h vm/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -DMILUA_SRCDIR='"$(CURDIR)"' -c -o $@ $<
 

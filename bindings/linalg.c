@@ -1,9 +1,9 @@
-/* T.eigh, T.svd, T.lstsq, T.solve: LAPACK through nn/linalg.c. Results are
+/* T.eigh, T.svd, T.lstsq, T.solve: LAPACK through nn/core/linalg.c. Results are
    float32 and carry no autograd history; indices and dims stay 1-based (the
    eigenvector for values[j] is column j of the vectors). */
 #include "milua.h"
 #include "tensor_priv.h"
-#include "../nn/linalg.h"
+#include "core/linalg.h"
 
 /* T.eigh(a) -> values [n] ascending, vectors [n,n] (column j goes with values[j]) */
 static int f_eigh(lua_State *L) {

@@ -4,7 +4,7 @@
 #define MILUA_H
 #include <lua.h>
 #include <lauxlib.h>
-#include "../nn/tensor.h"
+#include "core/tensor.h"
 
 #define MILUA_VERSION "0.1.0"
 #define MILUA_TENSOR_MT "milua.Tensor"

@@ -1,7 +1,7 @@
 /* milua.nn_core: transformer configs and the forward pass with Lua hooks. */
 #include "milua.h"
-#include "../nn/ops.h"
-#include "../nn/transformer.h"
+#include "core/ops.h"
+#include "model/transformer.h"
 #include <string.h>
 
 #define CONFIG_MT "milua.TransformerConfig"

@@ -1,6 +1,6 @@
 /* milua.nn_core: losses, the fused kernels of the transformer (and, with bindings/model.c, the model). */
 #include "milua.h"
-#include "../nn/ops.h"
+#include "core/ops.h"
 
 static int l_cross_entropy(lua_State *L) {
   mt_tensor *logits = milua_checktensor(L, 1), *targets = milua_checktensor(L, 2);

@@ -1,6 +1,6 @@
 /* milua.optim_core: fused optimizer updates (the bookkeeping lives in stdlib/milua/optim.lua). */
 #include "milua.h"
-#include "../nn/optim.h"
+#include "core/optim.h"
 
 static mt_tensor *same_f32(lua_State *L, int idx, mt_tensor *like, const char *what) {
   mt_tensor *t = milua_checktensor(L, idx);

@@ -1,11 +1,11 @@
-/* milua.plot_core: the Lua face of nn/plot.c. It only converts: tensors
+/* milua.plot_core: the Lua face of nn/plot/plot.c. It only converts: tensors
    (float32 or int32, any strides) and Lua tables become C arrays, option
    tables become a plot_opts, and core errors become Lua errors named after
    the Lua function. The friendly argument shapes live in stdlib/milua/plot.lua.
    Buffers are Lua userdata kept in an anchor table, so a raised error frees
    them with the rest of the call. */
 #include "milua.h"
-#include "../nn/plot.h"
+#include "plot/plot.h"
 #include <limits.h>
 #include <string.h>
 

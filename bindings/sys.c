@@ -1,6 +1,6 @@
 /* milua.sys: the few operating-system facts the stdlib needs (clocks, terminals). */
 #include "milua.h"
-#include "../nn/parallel.h"
+#include "core/parallel.h"
 #include <errno.h>
 #include <string.h>
 #include <sys/ioctl.h>

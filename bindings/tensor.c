@@ -1,8 +1,8 @@
 /* The tensor userdata: creation, metamethods, printing, the module table. */
 #include "milua.h"
 #include "tensor_priv.h"
-#include "../nn/ops.h"
-#include "../nn/autograd.h"
+#include "core/ops.h"
+#include "core/autograd.h"
 #include <lualib.h>
 #include <math.h>
 #include <stdio.h>

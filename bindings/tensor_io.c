@@ -2,7 +2,7 @@
    here; the format, validation and atomic writing live in the core. */
 #include "milua.h"
 #include "tensor_priv.h"
-#include "../nn/safetensors.h"
+#include "io/safetensors.h"
 #include <stdlib.h>
 #include <string.h>
 

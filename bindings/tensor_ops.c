@@ -2,8 +2,8 @@
    Lua dims and indices to the core's 0-based ones. */
 #include "milua.h"
 #include "tensor_priv.h"
-#include "../nn/ops.h"
-#include "../nn/autograd.h"
+#include "core/ops.h"
+#include "core/autograd.h"
 #include <math.h>
 #include <string.h>
 

@@ -6,7 +6,7 @@
 --   model:run_with_hooks(tokens, {[name] = fn, ...} [, forward_opts])     -> logits
 --   model:add_hook(name, fn) -> handle (handle:remove()); model:reset_hooks()
 --   model:save(path [, extra_tensors [, extra_meta]]); nn.load(path) -> model, tensors, meta
--- The forward pass itself is C (nn/transformer.c); this file routes hook points.
+-- The forward pass itself is C (nn/model/transformer.c); this file routes hook points.
 local T = require "milua.tensor"
 local core = require "milua.nn_core"
 local json = require "milua.json"

@@ -1,4 +1,4 @@
-/* nn/plot.c: render every kind into a fresh directory, read the PNGs back
+/* nn/plot/plot.c: render every kind into a fresh directory, read the PNGs back
    with libpng and check sizes, colours at known places, byte-identical
    reruns and the error paths. PLOT_TEST_KEEP=1 keeps the images. */
 #define _GNU_SOURCE
@@ -10,7 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "tap.h"
-#include "../../nn/plot.h"
+#include "plot/plot.h"
 
 static char dir[256];
 

@@ -11,9 +11,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "tap.h"
-#include "../../nn/json.h"
-#include "../../nn/ops.h"
-#include "../../nn/safetensors.h"
+#include "io/json.h"
+#include "core/ops.h"
+#include "io/safetensors.h"
 
 static char dir[256];
 

@@ -7,10 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include "tap.h"
-#include "../../nn/tensor.h"
-#include "../../nn/ops.h"
-#include "../../nn/autograd.h"
-#include "../../nn/iter.h"
+#include "core/tensor.h"
+#include "core/ops.h"
+#include "core/autograd.h"
+#include "core/iter.h"
 
 static int64_t S1[1], S2[2], S3[3];
 static const int64_t *sh1(int64_t a) { S1[0] = a; return S1; }

@@ -61,7 +61,7 @@ int plot_bar(const char *path, const double *values, int n_series, int n, const 
 /* the last error message ("" when none) */
 const char *plot_error(void);
 
-/* ---- lower level, shared by nn/plot.c, nn/png.c and nn/font.c ---- */
+/* ---- lower level, shared by nn/plot/plot.c, nn/plot/png.c and nn/plot/font.c ---- */
 /* write w*h RGB8 pixels (row-major, 3 bytes each) as a PNG, atomically */
 int plot_write_png(const char *path, const unsigned char *rgb, int w, int h);
 void plot_seterr(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

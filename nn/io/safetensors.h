@@ -24,7 +24,7 @@
 #ifndef MT_SAFETENSORS_H
 #define MT_SAFETENSORS_H
 #include <stddef.h>
-#include "tensor.h"
+#include "core/tensor.h"
 
 #define MT_ST_MAX_HEADER (100u * 1000 * 1000)   /* bytes, as the reference implementation */
 

@@ -1,9 +1,9 @@
 /* Fused kernels for the transformer's hot path, forward and backward side by
    side (llm.c style). Each replaces a chain of generic ops by one node. */
-#include "ops.h"
-#include "autograd.h"
-#include "fastmath.h"
-#include "parallel.h"
+#include "core/ops.h"
+#include "core/autograd.h"
+#include "core/fastmath.h"
+#include "core/parallel.h"
 #include <cblas.h>
 #include <math.h>
 #include <stdlib.h>

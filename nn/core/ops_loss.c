@@ -1,7 +1,7 @@
 /* Losses: fused, numerically stable cross-entropy with a mask; MSE. */
-#include "ops.h"
-#include "autograd.h"
-#include "iter.h"
+#include "core/ops.h"
+#include "core/autograd.h"
+#include "core/iter.h"
 #include <math.h>
 #include <stdlib.h>
 

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include "plot.h"
+#include "plot/plot.h"
 
 /* libpng reports errors here; we keep the message and unwind to setjmp */
 static void png_on_error(png_structp png, png_const_charp msg) {

@@ -1,7 +1,7 @@
 /* Views (shared storage) and copies: reshape, transpose, narrow, expand, ... */
-#include "ops.h"
-#include "autograd.h"
-#include "iter.h"
+#include "core/ops.h"
+#include "core/autograd.h"
+#include "core/iter.h"
 #include <stdlib.h>
 #include <string.h>
 

@@ -1,6 +1,6 @@
 /* The autograd engine: nodes, grad mode, backward traversal. */
-#include "autograd.h"
-#include "ops.h"
+#include "core/autograd.h"
+#include "core/ops.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -1,8 +1,8 @@
 /* Elementwise ops with broadcasting, their in-place forms and their backwards. */
-#include "ops.h"
-#include "autograd.h"
-#include "iter.h"
-#include "fastmath.h"
+#include "core/ops.h"
+#include "core/autograd.h"
+#include "core/iter.h"
+#include "core/fastmath.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>

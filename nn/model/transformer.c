@@ -1,9 +1,9 @@
 /* The transformer forward pass. Each step is a recorded autograd op, so the
    backward pass comes from the engine; each named activation passes through
    fire(), which costs one branch when no hook wants it. */
-#include "transformer.h"
-#include "ops.h"
-#include "autograd.h"
+#include "model/transformer.h"
+#include "core/ops.h"
+#include "core/autograd.h"
 #include <math.h>
 #include <stdio.h>
 #include <string.h>

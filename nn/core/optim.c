@@ -1,4 +1,4 @@
-#include "optim.h"
+#include "core/optim.h"
 #include <math.h>
 
 void mt_optim_adamw(mt_tensor *p, const mt_tensor *g, mt_tensor *m, mt_tensor *v, double lr, double beta1,

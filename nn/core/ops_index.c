@@ -1,6 +1,6 @@
 /* Joining and indexing: cat, stack, index_select, gather, scatter_add, one_hot. */
-#include "ops.h"
-#include "autograd.h"
+#include "core/ops.h"
+#include "core/autograd.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -1,7 +1,7 @@
 /* Reductions along one dim (or all), softmax family, sort/topk, cumsum.
    Every kernel sees a contiguous input as [outer, n, inner] with n the reduced dim. */
-#include "ops.h"
-#include "autograd.h"
+#include "core/ops.h"
+#include "core/autograd.h"
 #include <float.h>
 #include <math.h>
 #include <stdio.h>

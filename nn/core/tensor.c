@@ -1,6 +1,6 @@
 /* Storage, views, creation, the error channel and the global generator. */
-#include "tensor.h"
-#include "autograd.h"
+#include "core/tensor.h"
+#include "core/autograd.h"
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>

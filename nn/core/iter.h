@@ -2,7 +2,7 @@
    callback gets one innermost row at a time, so kernels are plain loops. */
 #ifndef MT_ITER_H
 #define MT_ITER_H
-#include "tensor.h"
+#include "core/tensor.h"
 
 typedef struct {
   int ndim;                        /* after coalescing; the last dim is the row */

@@ -1,4 +1,4 @@
-#include "iter.h"
+#include "core/iter.h"
 #include <string.h>
 
 int mt_broadcast_shapes(const char *fn, int n, mt_tensor *const *ts, int *ndim, int64_t *shape) {

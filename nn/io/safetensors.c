@@ -1,7 +1,7 @@
 /* safetensors: validate-then-read loading with dtype conversion, and atomic
    writing through a temporary file. */
-#include "safetensors.h"
-#include "json.h"
+#include "io/safetensors.h"
+#include "io/json.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
-#error "nn/safetensors.c reads and writes raw little-endian data: port the byte order first"
+#error "nn/io/safetensors.c reads and writes raw little-endian data: port the byte order first"
 #endif
 
 /* ---- dtypes ---- */

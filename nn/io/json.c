@@ -1,5 +1,5 @@
 /* JSON: a strict recursive-descent parser into a tree, and a writer. */
-#include "json.h"
+#include "io/json.h"
 #include <locale.h>
 #include <math.h>
 #include <stdarg.h>

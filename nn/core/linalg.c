@@ -3,7 +3,7 @@
    (OpenBLAS exports them; Debian ships no LAPACKE header with it), and every
    matrix is copied into a column-major double buffer first, so callers may
    pass any strides and float32 rounding does not pile up inside LAPACK. */
-#include "linalg.h"
+#include "core/linalg.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>

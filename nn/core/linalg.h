@@ -10,7 +10,7 @@
    left singular vector (column of u) is flipped with it, so u diag(s) vt == a. */
 #ifndef MT_LINALG_H
 #define MT_LINALG_H
-#include "tensor.h"
+#include "core/tensor.h"
 
 /* a [n,n] symmetric (checked to a relative 1e-4; the lower triangle is used):
    values [n] in ascending order, vectors [n,n] whose column j goes with values[j] */

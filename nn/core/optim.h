@@ -1,7 +1,7 @@
 /* Optimizer updates, in place on contiguous float32 tensors (PyTorch's formulas). */
 #ifndef MT_OPTIM_H
 #define MT_OPTIM_H
-#include "tensor.h"
+#include "core/tensor.h"
 /* AdamW with decoupled weight decay; step counts from 1 */
 void mt_optim_adamw(mt_tensor *p, const mt_tensor *g, mt_tensor *m, mt_tensor *v, double lr, double beta1,
                     double beta2, double eps, double weight_decay, int64_t step);

@@ -3,7 +3,7 @@
    tape when an input requires grad. Dims are 0-based here (bindings convert). */
 #ifndef MT_OPS_H
 #define MT_OPS_H
-#include "tensor.h"
+#include "core/tensor.h"
 
 /* ---- views (share storage; differentiable) ---- */
 mt_tensor *mt_view(mt_tensor *t, int ndim, const int64_t *shape); /* one -1 allowed; copies if not viewable (reshape) */
@@ -78,7 +78,7 @@ mt_tensor *mt_mse(mt_tensor *a, mt_tensor *b);
 
 #endif
 
-/* ---- fused transformer kernels (nn/fused.c): one node instead of many ---- */
+/* ---- fused transformer kernels (nn/model/fused.c): one node instead of many ---- */
 /* LayerNorm over the last dim: (x - mean) / sqrt(var + eps) * w + b */
 mt_tensor *mt_layer_norm(mt_tensor *x, mt_tensor *w, mt_tensor *b, double eps);
 /* x [..., K] @ W + b. W is [K, N], or [H, K, E] (per-head, N = H*E); b has N elements */

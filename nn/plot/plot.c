@@ -1,5 +1,5 @@
 /* Raster plots: an RGB canvas with anti-aliased lines and discs, the bitmap
-   font of nn/font.c, nice tick values, colour maps, and four plot kinds
+   font of nn/plot/font.c, nice tick values, colour maps, and four plot kinds
    (heatmap, line, scatter, bar) that lay out margins from the sizes of their
    texts so nothing overlaps or clips. Pixel centres sit at integer
    coordinates; data are mapped to doubles in that space. */
@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "plot.h"
+#include "plot/plot.h"
 
 /* ---------------------------------------------------------------- errors */
 

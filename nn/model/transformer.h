@@ -2,7 +2,7 @@
    autograd ops, with named hook points that cost nothing when unused. */
 #ifndef MT_TRANSFORMER_H
 #define MT_TRANSFORMER_H
-#include "tensor.h"
+#include "core/tensor.h"
 
 enum { MT_POS_LEARNED, MT_POS_SINUSOIDAL, MT_POS_NONE };
 enum { MT_ACT_RELU, MT_ACT_GELU };

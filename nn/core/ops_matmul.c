@@ -1,9 +1,9 @@
 /* matmul with PyTorch's rules: 1-d operands promoted, batch dims broadcast,
    each [M,K]@[K,N] product handed to cblas_sgemm on strided memory when BLAS
    can read it as is, folded into one big product when the right side is shared. */
-#include "ops.h"
-#include "autograd.h"
-#include "parallel.h"
+#include "core/ops.h"
+#include "core/autograd.h"
+#include "core/parallel.h"
 #include <stdlib.h>
 #include <string.h>
 

@@ -3,7 +3,7 @@
    detached aliases of the tensors it saved, so no reference cycles exist. */
 #ifndef MT_AUTOGRAD_H
 #define MT_AUTOGRAD_H
-#include "tensor.h"
+#include "core/tensor.h"
 
 #define MT_MAX_INPUTS 8
 #define MT_MAX_SAVED 6

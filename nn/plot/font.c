@@ -1,8 +1,8 @@
 /* The built-in bitmap font of the plots: printable ASCII 32..126, 5 columns by
    9 rows per glyph ('#' ink, '.' paper). Rows 0-6 hold capitals and digits,
    lower case sits on rows 2-6, rows 7-8 take descenders. Drawn at integer
-   scale by nn/plot.c. */
-#include "plot.h"
+   scale by nn/plot/plot.c. */
+#include "plot/plot.h"
 
 #define E "....."
 static const char *const glyphs[95][PLOT_GLYPH_H] = {
