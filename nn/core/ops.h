@@ -76,8 +76,6 @@ mt_tensor *mt_one_hot(mt_tensor *index, int64_t n);               /* float32 [..
 mt_tensor *mt_cross_entropy(mt_tensor *logits, mt_tensor *targets, mt_tensor *mask, int base);
 mt_tensor *mt_mse(mt_tensor *a, mt_tensor *b);
 
-#endif
-
 /* ---- fused transformer kernels (nn/model/fused.c): one node instead of many ---- */
 /* LayerNorm over the last dim: (x - mean) / sqrt(var + eps) * w + b */
 mt_tensor *mt_layer_norm(mt_tensor *x, mt_tensor *w, mt_tensor *b, double eps);
@@ -93,3 +91,5 @@ mt_tensor *mt_attn_scores(mt_tensor *q, mt_tensor *k);
 mt_tensor *mt_attn_softmax(mt_tensor *scores, double scale, int causal);
 /* pattern [B,H,T,S] applied to v [B,S,H,E] -> z [B,T,H,E] */
 mt_tensor *mt_attn_apply(mt_tensor *pattern, mt_tensor *v);
+
+#endif
