@@ -256,7 +256,7 @@ static int opts_arg(pctx *c, int idx, const char *known) {
 
 /* "plot_heatmap: msg" from the core becomes "plot.heatmap: msg" */
 static int core_error(pctx *c) {
-  const char *e = plot_error();
+  const char *e = mt_error();
   if (strncmp(e, "plot", 4) == 0) {
     const char *colon = strstr(e, ": ");
     if (colon) e = colon + 2;

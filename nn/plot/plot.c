@@ -4,24 +4,11 @@
    texts so nothing overlaps or clips. Pixel centres sit at integer
    coordinates; data are mapped to doubles in that space. */
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "plot/plot.h"
-
-/* ---------------------------------------------------------------- errors */
-
-static char plot_errbuf[512];
-
-void plot_seterr(const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(plot_errbuf, sizeof plot_errbuf, fmt, ap);
-  va_end(ap);
-}
-
-const char *plot_error(void) { return plot_errbuf; }
+#include "core/error.h"
 
 /* ---------------------------------------------------------------- colours */
 
@@ -82,12 +69,12 @@ typedef struct {
 static int canvas_init(canvas *c, int w, int h, const char *fn) {
   c->px = NULL;
   if (w <= 0 || h <= 0 || w > PLOT_MAX_SIDE || h > PLOT_MAX_SIDE) {
-    plot_seterr("%s: image of %dx%d pixels is out of range (max %d a side)", fn, w, h, PLOT_MAX_SIDE);
+    mt_seterr("%s: image of %dx%d pixels is out of range (max %d a side)", fn, w, h, PLOT_MAX_SIDE);
     return -1;
   }
   c->w = w; c->h = h;
   c->px = malloc((size_t)w * h * 3);
-  if (!c->px) { plot_seterr("%s: out of memory", fn); return -1; }
+  if (!c->px) { mt_seterr("%s: out of memory", fn); return -1; }
   memset(c->px, 255, (size_t)w * h * 3);
   c->cx0 = 0; c->cy0 = 0; c->cx1 = w - 1; c->cy1 = h - 1;
   return 0;
@@ -722,16 +709,16 @@ static int finish(canvas *c, const char *path, const char *fn) {
   int r = plot_write_png(path, c->px, c->w, c->h);
   free(c->px);
   c->px = NULL;
-  if (r && strncmp(plot_errbuf, "plot: ", 6) == 0) {
-    char tmp[sizeof plot_errbuf];
-    snprintf(tmp, sizeof tmp, "%s", plot_errbuf + 6);
-    plot_seterr("%s: %s", fn, tmp);
+  if (r && strncmp(mt_error(), "plot: ", 6) == 0) {
+    char tmp[512];
+    snprintf(tmp, sizeof tmp, "%s", mt_error() + 6);
+    mt_seterr("%s: %s", fn, tmp);
   }
   return r;
 }
 
 static int check_path(const char *fn, const char *path) {
-  if (!path || !*path) { plot_seterr("%s: empty output path", fn); return -1; }
+  if (!path || !*path) { mt_seterr("%s: empty output path", fn); return -1; }
   return 0;
 }
 
@@ -739,11 +726,11 @@ static const plot_opts no_opts;
 
 static int check_limits(const char *fn, const plot_opts *o) {
   if ((o->has_vmin && !isfinite(o->vmin)) || (o->has_vmax && !isfinite(o->vmax))) {
-    plot_seterr("%s: vmin and vmax must be finite numbers", fn);
+    mt_seterr("%s: vmin and vmax must be finite numbers", fn);
     return -1;
   }
   if (o->has_vmin && o->has_vmax && !(o->vmax > o->vmin)) {
-    plot_seterr("%s: vmin (%g) must be below vmax (%g)", fn, o->vmin, o->vmax);
+    mt_seterr("%s: vmin (%g) must be below vmax (%g)", fn, o->vmin, o->vmax);
     return -1;
   }
   return 0;
@@ -756,21 +743,21 @@ static int check_axis_limits(const char *fn, const plot_opts *o) {
   for (int k = 0; k < 2; k++) {
     for (int e = 0; e < 2; e++)
       if (has[k][e] && !isfinite(v[k][e])) {
-        plot_seterr("%s: the %s limits must be finite numbers", fn, name[k]);
+        mt_seterr("%s: the %s limits must be finite numbers", fn, name[k]);
         return -1;
       }
     if (has[k][0] && has[k][1] && !(v[k][1] > v[k][0])) {
-      plot_seterr("%s: the %s limits must rise (%g, %g)", fn, name[k], v[k][0], v[k][1]);
+      mt_seterr("%s: the %s limits must rise (%g, %g)", fn, name[k], v[k][0], v[k][1]);
       return -1;
     }
   }
   if (o->logy && ((o->has_ymin && !(o->ymin > 0)) || (o->has_ymax && !(o->ymax > 0)))) {
-    plot_seterr("%s: the y limits of a log axis must be positive", fn);
+    mt_seterr("%s: the y limits of a log axis must be positive", fn);
     return -1;
   }
   for (int i = 0; i < o->n_hlines; i++)
     if (!o->hlines || !isfinite(o->hlines[i])) {
-      plot_seterr("%s: reference line %d is not a finite number", fn, i + 1);
+      mt_seterr("%s: reference line %d is not a finite number", fn, i + 1);
       return -1;
     }
   return 0;
@@ -847,19 +834,19 @@ int plot_heatmap(const char *path, const float *values, int rows, int cols, cons
   if (!o) o = &no_opts;
   if (check_path(fn, path)) return -1;
   if (!values || rows <= 0 || cols <= 0) {
-    plot_seterr("%s: empty data (%d rows, %d columns)", fn, rows, cols);
+    mt_seterr("%s: empty data (%d rows, %d columns)", fn, rows, cols);
     return -1;
   }
   if ((long long)rows * cols > (1LL << 28)) {
-    plot_seterr("%s: %dx%d is too large to draw", fn, rows, cols);
+    mt_seterr("%s: %dx%d is too large to draw", fn, rows, cols);
     return -1;
   }
   if (o->xticks && o->n_xticks != cols) {
-    plot_seterr("%s: %d column labels for %d columns", fn, o->n_xticks, cols);
+    mt_seterr("%s: %d column labels for %d columns", fn, o->n_xticks, cols);
     return -1;
   }
   if (o->yticks && o->n_yticks != rows) {
-    plot_seterr("%s: %d row labels for %d rows", fn, o->n_yticks, rows);
+    mt_seterr("%s: %d row labels for %d rows", fn, o->n_yticks, rows);
     return -1;
   }
   if (check_limits(fn, o)) return -1;
@@ -892,7 +879,7 @@ int plot_heatmap(const char *path, const float *values, int rows, int cols, cons
   char **xl = calloc((size_t)cols, sizeof *xl), **yl = calloc((size_t)rows, sizeof *yl);
   canvas cv = {0};
   int ret = -1;
-  if (!xl || !yl) { plot_seterr("%s: out of memory", fn); goto out; }
+  if (!xl || !yl) { mt_seterr("%s: out of memory", fn); goto out; }
   int xmaxw = 0, ymaxw = 0;
   for (int pass = 0; pass < 2; pass++) {
     int n = pass ? rows : cols;
@@ -905,7 +892,7 @@ int plot_heatmap(const char *path, const float *values, int rows, int cols, cons
       if (!given) { snprintf(num, sizeof num, "%d", i + 1); src = num; }
       fit_text(buf, sizeof buf, src ? src : "", SC_TICK, 120);
       dst[i] = strdup(buf);
-      if (!dst[i]) { plot_seterr("%s: out of memory", fn); goto out; }
+      if (!dst[i]) { mt_seterr("%s: out of memory", fn); goto out; }
       int w = text_w(buf, SC_TICK);
       if (w > *mw) *mw = w;
     }
@@ -1038,7 +1025,7 @@ static void frame_settle(frame_t *f, int right_extra) {
 
 static int frame_check(const frame_t *f, const char *fn) {
   if (f->x1 - f->x0 < 40 || f->y1 - f->y0 < 40) {
-    plot_seterr("%s: a %dx%d image leaves no room for the plot", fn, f->W, f->H);
+    mt_seterr("%s: a %dx%d image leaves no room for the plot", fn, f->W, f->H);
     return -1;
   }
   return 0;
@@ -1052,13 +1039,13 @@ int plot_line(const char *path, const plot_series *series, int n_series, const p
   const char *fn = "plot_line";
   if (!o) o = &no_opts;
   if (check_path(fn, path)) return -1;
-  if (!series || n_series <= 0) { plot_seterr("%s: no series to plot", fn); return -1; }
+  if (!series || n_series <= 0) { mt_seterr("%s: no series to plot", fn); return -1; }
   if (check_axis_limits(fn, o)) return -1;
   double xmin = INFINITY, xmax = -INFINITY, ymin = INFINITY, ymax = -INFINITY;
   int nleg = 0;
   for (int s = 0; s < n_series; s++) {
     const plot_series *S = &series[s];
-    if (!S->y || S->n <= 0) { plot_seterr("%s: series %d is empty", fn, s + 1); return -1; }
+    if (!S->y || S->n <= 0) { mt_seterr("%s: series %d is empty", fn, s + 1); return -1; }
     for (int i = 0; i < S->n; i++) {
       double x = S->x ? S->x[i] : i + 1, y = S->y[i];
       if (!usable(x, y, o->logy)) continue;
@@ -1073,12 +1060,12 @@ int plot_line(const char *path, const plot_series *series, int n_series, const p
     if (o->hline_labels && o->hline_labels[k] && *o->hline_labels[k]) nleg++;
   }
   if (!(xmin <= xmax)) {
-    plot_seterr(o->logy ? "%s: no positive finite values to plot on a log axis"
+    mt_seterr(o->logy ? "%s: no positive finite values to plot on a log axis"
                         : "%s: no finite values to plot", fn);
     return -1;
   }
   leg_item *leg = calloc((size_t)(nleg ? nleg : 1), sizeof *leg);
-  if (!leg) { plot_seterr("%s: out of memory", fn); return -1; }
+  if (!leg) { mt_seterr("%s: out of memory", fn); return -1; }
   int k = 0;
   for (int s = 0; s < n_series; s++)
     if (series[s].label && *series[s].label) {
@@ -1144,7 +1131,7 @@ int plot_scatter(const char *path, const double *x, const double *y, const doubl
   const char *fn = "plot_scatter";
   if (!o) o = &no_opts;
   if (check_path(fn, path)) return -1;
-  if (!x || !y || n <= 0) { plot_seterr("%s: empty data (%d points)", fn, n); return -1; }
+  if (!x || !y || n <= 0) { mt_seterr("%s: empty data (%d points)", fn, n); return -1; }
   if (check_limits(fn, o) || check_axis_limits(fn, o)) return -1;
   double xmin = INFINITY, xmax = -INFINITY, ymin = INFINITY, ymax = -INFINITY;
   double cmin = INFINITY, cmax = -INFINITY;
@@ -1154,7 +1141,7 @@ int plot_scatter(const char *path, const double *x, const double *y, const doubl
     ymin = fmin(ymin, y[i]); ymax = fmax(ymax, y[i]);
     if (c && isfinite(c[i])) { cmin = fmin(cmin, c[i]); cmax = fmax(cmax, c[i]); }
   }
-  if (!(xmin <= xmax)) { plot_seterr("%s: no finite points to plot", fn); return -1; }
+  if (!(xmin <= xmax)) { mt_seterr("%s: no finite points to plot", fn); return -1; }
 
   /* categories in order of first appearance; too many of them are only annotations */
   const char *cats[MAX_CATS];
@@ -1162,7 +1149,7 @@ int plot_scatter(const char *path, const double *x, const double *y, const doubl
   unsigned char *cat = NULL;
   if (o->categories) {
     cat = malloc((size_t)n);
-    if (!cat) { plot_seterr("%s: out of memory", fn); return -1; }
+    if (!cat) { mt_seterr("%s: out of memory", fn); return -1; }
     for (int i = 0; i < n && !many; i++) {
       const char *s = o->categories[i] ? o->categories[i] : "";
       int k = 0;
@@ -1248,10 +1235,10 @@ int plot_bar(const char *path, const double *values, int n_series, int n, const 
   if (!o) o = &no_opts;
   if (check_path(fn, path)) return -1;
   if (!values || n_series <= 0 || n <= 0) {
-    plot_seterr("%s: empty data (%d series of %d bars)", fn, n_series, n);
+    mt_seterr("%s: empty data (%d series of %d bars)", fn, n_series, n);
     return -1;
   }
-  if ((long long)n_series * n > (1 << 24)) { plot_seterr("%s: too many bars", fn); return -1; }
+  if ((long long)n_series * n > (1 << 24)) { mt_seterr("%s: too many bars", fn); return -1; }
   if (check_axis_limits(fn, o)) return -1;
   double vmin = 0, vmax = 0;
   int any = 0;
@@ -1260,12 +1247,12 @@ int plot_bar(const char *path, const double *values, int n_series, int n, const 
     any = 1;
     vmin = fmin(vmin, values[i]); vmax = fmax(vmax, values[i]);
   }
-  if (!any) { plot_seterr("%s: no finite values to plot", fn); return -1; }
+  if (!any) { mt_seterr("%s: no finite values to plot", fn); return -1; }
   leg_item *leg = NULL;
   int nleg = o->series_names ? n_series : 0, right = 0;
   if (nleg) {
     leg = calloc((size_t)nleg, sizeof *leg);
-    if (!leg) { plot_seterr("%s: out of memory", fn); return -1; }
+    if (!leg) { mt_seterr("%s: out of memory", fn); return -1; }
     for (int s = 0; s < nleg; s++) {
       leg[s].label = o->series_names[s] ? o->series_names[s] : "";
       leg[s].col = palette[s % 10];

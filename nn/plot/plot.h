@@ -3,8 +3,8 @@
    temporary file in the target directory that is renamed into place, so a
    failed call never leaves a half-written PNG. Output bytes depend only on
    the inputs (no timestamps, fixed compression). Every function returns 0 on
-   success or -1 with a message naming the function in plot_error(); nothing
-   is ever printed. */
+   success or -1 with a message naming the function in mt_error() (the error
+   channel of all of nn/, core/error.h); nothing is ever printed. */
 #ifndef MT_PLOT_H
 #define MT_PLOT_H
 
@@ -83,13 +83,10 @@ int plot_scatter(const char *path, const double *x, const double *y, const doubl
 int plot_bar(const char *path, const double *values, int n_series, int n, const char *const *labels,
              const plot_opts *o);
 
-/* the last error message ("" when none) */
-const char *plot_error(void);
-
 /* ---- lower level, shared by nn/plot/plot.c, nn/plot/png.c and nn/plot/font.c ---- */
 /* write w*h RGB8 pixels (row-major, 3 bytes each) as a PNG, atomically */
+/* its messages start "plot: "; the plot kinds put their own name there */
 int plot_write_png(const char *path, const unsigned char *rgb, int w, int h);
-void plot_seterr(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* the built-in font: each printable ASCII glyph is PLOT_GLYPH_H rows of
    PLOT_GLYPH_W '#'/'.' characters; cap height 7 rows, rows 7-8 descenders */
 #define PLOT_GLYPH_W 5
