@@ -98,6 +98,12 @@ fuzz: fuzz-deps build-fuzz/safetensors build-fuzz/json
 	    -artifact_prefix=tests/fuzz/corpus/$$h/ build-fuzz/corpus/$$h tests/fuzz/corpus/$$h 2>&1 | \
 	    grep -E '^(stat::number_of_executed_units|stat::new_units_added|==.*ERROR|SUMMARY)' || true; \
 	done
+	$(MAKE) BUILD=build-asan OPT=-O1 SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" build-asan/milua
+	@echo "fuzzing the bindings for $(FUZZ_SECONDS) s (a crash: the last 'sequence N' line names it)"
+	@first=$$(date +%s); ASAN_OPTIONS=detect_leaks=0 OMP_NUM_THREADS=1 build-asan/milua tests/fuzz/bindings.lua \
+	  --seconds $(FUZZ_SECONDS) --first $$first > build-fuzz/bindings.log 2>&1 || \
+	  { tail -20 build-fuzz/bindings.log; echo "add the sequence to tests/fuzz/corpus/bindings.txt"; exit 1; }; \
+	tail -1 build-fuzz/bindings.log
 
 install: milua
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/milua/milua/data $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man3
