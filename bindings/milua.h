@@ -33,5 +33,6 @@ int luaopen_milua_nn_core(lua_State *L);     /* transformer, losses */
 int luaopen_milua_optim_core(lua_State *L);
 int luaopen_milua_plot_core(lua_State *L);
 int luaopen_milua_sys(lua_State *L);         /* clock, isatty, terminal width */
+int luaopen_milua_json_core(lua_State *L);   /* encode, decode, null, object */
 
 #endif
