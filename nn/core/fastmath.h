@@ -14,7 +14,7 @@ static inline mt_v8f mt_v8_splat(float x) { return (mt_v8f){x, x, x, x, x, x, x,
 
 /* hot array loops are compiled twice on x86-64, for AVX2+FMA and for the baseline,
    and the loader picks one for the machine (GCC function multiversioning) */
-#if defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__)
+#if defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__) && !defined(__clang__)   /* clang: the fuzz build */
 #define MT_MULTIVERSION __attribute__((target_clones("arch=x86-64-v3", "default")))
 #else
 #define MT_MULTIVERSION

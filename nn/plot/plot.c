@@ -305,10 +305,11 @@ static int next_125(int k) {
     }
 }
 
-#define MAX_TICKS 64
+#define MAX_TICKS PLOT_MAX_TICKS
 typedef struct {
   double lo, hi;                 /* range of the axis (log10 of values when log) */
   int log;
+  int integer;                   /* ticks on whole numbers only */
   int n;
   double pos[MAX_TICKS];         /* in axis units */
   char lab[MAX_TICKS][32];
@@ -348,6 +349,7 @@ static void axis_ticks(axis_t *a, int target) {
   }
   double st = nice_step(a->hi - a->lo, target);
   if (!isfinite(st) || !(st > 0)) return;
+  if (a->integer && st < 1) st = 1;
   /* the tolerance keeps float-rounded ends (0.1f) on the grid */
   double first = ceil(a->lo / st - 1e-6);
   for (int i = 0; a->n < MAX_TICKS; i++) {
@@ -373,6 +375,21 @@ static void axis_range(axis_t *a, double dmin, double dmax, double frac) {
   }
   double pad = (dmax - dmin) * frac;
   a->lo = dmin - pad; a->hi = dmax + pad;
+}
+
+/* fixed ends from the options: exactly [lo, hi] plus a 2% margin on each fixed side; a free
+   side keeps the data's end */
+static void axis_limits(axis_t *a, int has_lo, double lo, int has_hi, double hi) {
+  if (!has_lo && !has_hi) return;
+  if (a->log) { lo = log10(lo); hi = log10(hi); }
+  double L = has_lo ? lo : a->lo, H = has_hi ? hi : a->hi;
+  if (!(H > L)) {                /* the data lie wholly beyond the one fixed end */
+    if (has_lo) H = L + (a->log ? 1 : fabs(L) > 0 ? fabs(L) : 1);
+    else L = H - (a->log ? 1 : fabs(H) > 0 ? fabs(H) : 1);
+  }
+  double m = (H - L) * 0.02;
+  a->lo = has_lo ? L - m : L;
+  a->hi = has_hi ? H + m : H;
 }
 
 static double axis_frac(const axis_t *a, double v) {
@@ -466,7 +483,7 @@ static void cbar_draw(canvas *c, const cbar_t *cb, const cscale *cs, int x, int 
 /* ---------------------------------------------------------------- legend */
 
 enum { LEG_LINE, LEG_BOX, LEG_DOT };
-typedef struct { const char *label; rgb col; } leg_item;
+typedef struct { const char *label; rgb col; int dashed; } leg_item;
 
 #define LEG_ROW 16
 #define LEG_MAXW 220
@@ -505,7 +522,9 @@ static void legend_draw(canvas *c, const leg_item *it, int n, int kind, int sc, 
       break;
     }
     int sx = x + 8;
-    if (kind == LEG_LINE) {
+    if (kind == LEG_LINE && it[i].dashed) {
+      for (int d = 0; d < 22; d += 9) aa_segment(c, sx + d, cy, sx + (d + 5 < 22 ? d + 5 : 22), cy, 2.0, it[i].col);
+    } else if (kind == LEG_LINE) {
       aa_segment(c, sx, cy, sx + 22, cy, 2.0, it[i].col);
     } else if (kind == LEG_BOX) {
       fill_rect(c, sx + 5, cy - 5, sx + 16, cy + 5, it[i].col);
@@ -717,6 +736,44 @@ static int check_limits(const char *fn, const plot_opts *o) {
   return 0;
 }
 
+static int check_axis_limits(const char *fn, const plot_opts *o) {
+  const char *name[2] = {"x", "y"};
+  int has[2][2] = {{o->has_xmin, o->has_xmax}, {o->has_ymin, o->has_ymax}};
+  double v[2][2] = {{o->xmin, o->xmax}, {o->ymin, o->ymax}};
+  for (int k = 0; k < 2; k++) {
+    for (int e = 0; e < 2; e++)
+      if (has[k][e] && !isfinite(v[k][e])) {
+        mt_seterr("%s: the %s limits must be finite numbers", fn, name[k]);
+        return -1;
+      }
+    if (has[k][0] && has[k][1] && !(v[k][1] > v[k][0])) {
+      mt_seterr("%s: the %s limits must rise (%g, %g)", fn, name[k], v[k][0], v[k][1]);
+      return -1;
+    }
+  }
+  if (o->logy && ((o->has_ymin && !(o->ymin > 0)) || (o->has_ymax && !(o->ymax > 0)))) {
+    mt_seterr("%s: the y limits of a log axis must be positive", fn);
+    return -1;
+  }
+  for (int i = 0; i < o->n_hlines; i++)
+    if (!o->hlines || !isfinite(o->hlines[i])) {
+      mt_seterr("%s: reference line %d is not a finite number", fn, i + 1);
+      return -1;
+    }
+  return 0;
+}
+
+/* what was drawn, for callers that check it */
+static void report_axes(const frame_t *f, const plot_opts *o) {
+  plot_axes *a = o->axes;
+  if (!a) return;
+  a->xlo = f->ax.lo; a->xhi = f->ax.hi; a->ylo = f->ay.lo; a->yhi = f->ay.hi;
+  a->nx = f->ncat ? 0 : f->ax.n;
+  a->ny = f->ay.n;
+  for (int i = 0; i < a->nx; i++) a->xticks[i] = f->ax.log ? pow(10, f->ax.pos[i]) : f->ax.pos[i];
+  for (int i = 0; i < a->ny; i++) a->yticks[i] = f->ay.log ? pow(10, f->ay.pos[i]) : f->ay.pos[i];
+}
+
 static int clampi(int v, int lo, int hi) { return v < lo ? lo : v > hi ? hi : v; }
 
 /* ---------------------------------------------------------------- heatmap */
@@ -729,6 +786,47 @@ static int hm_shown(int i, int stride, int tokens) {
   if (stride <= 1) return 1;
   if (tokens || stride == 2) return i % stride == 0;
   return i == 0 || (i + 1) % stride == 0;
+}
+
+/* Prints each cell's value in it, dark on light cells and white on dark ones. One format for
+   the whole map: integers as such, else two decimals below 10, one below 100, three
+   significant digits beyond. all = 0: only when every cell has room (else nothing is printed);
+   all = 1: in each cell that has room. Returns whether anything was printed. */
+static int heatmap_values(canvas *cv, const float *values, int rows, int cols, int x0, int y0, double cellw,
+                          double cellh, const cscale *cs, int all) {
+  if (cellh < TEXT_H(SC_TICK) + 2) return 0;
+  double m = 0;
+  int integers = 1;
+  for (size_t i = 0; i < (size_t)rows * cols; i++) {
+    double v = values[i];
+    if (!isfinite(v)) continue;
+    if (fabs(v) > m) m = fabs(v);
+    if (v != floor(v)) integers = 0;
+  }
+  const char *fmt = integers && m < 1e6 ? "%.0f" : m < 10 ? "%.2f" : m < 100 ? "%.1f" : "%.3g";
+  char buf[32];
+  for (int pass = all ? 1 : 0; pass < 2; pass++) {   /* pass 0: does every label fit? */
+    int drawn = 0;
+    for (int r = 0; r < rows; r++)
+      for (int k = 0; k < cols; k++) {
+        double v = values[(size_t)r * cols + k];
+        if (!isfinite(v)) continue;
+        snprintf(buf, sizeof buf, fmt, v);
+        if (strcmp(buf, "-0") == 0 || strcmp(buf, "-0.00") == 0 || strcmp(buf, "-0.0") == 0) memmove(buf, buf + 1, strlen(buf));
+        if (text_w(buf, SC_TICK) > cellw - 4) {
+          if (pass == 0) return 0;
+          continue;
+        }
+        if (pass == 0) continue;
+        rgb bg = cscale_color(cs, v);
+        double lum = 0.299 * bg.r + 0.587 * bg.g + 0.114 * bg.b;
+        text_at(cv, buf, SC_TICK, lum > 140 ? C_INK : C_WHITE, (int)lrint(x0 + (k + 0.5) * cellw - 0.5),
+                (int)lrint(y0 + (r + 0.5) * cellh - 0.5), 1, 1);
+        drawn = 1;
+      }
+    if (pass == 1) return drawn;
+  }
+  return 0;
 }
 
 int plot_heatmap(const char *path, const float *values, int rows, int cols, const plot_opts *o) {
@@ -854,6 +952,8 @@ int plot_heatmap(const char *path, const float *values, int rows, int cols, cons
     }
   }
   rect_outline(&cv, x0 - 1, y0 - 1, x0 + pw, y0 + ph, C_AXIS);
+  int values_shown = o->cell_values >= 0 && heatmap_values(&cv, values, rows, cols, x0, y0, cellw, cellh, &cs,
+                                                           o->cell_values > 0);
 
   /* y labels (rows), then x labels (columns); each is skipped when it
      would crowd the one before */
@@ -891,6 +991,11 @@ int plot_heatmap(const char *path, const float *values, int rows, int cols, cons
     if (x + w > W - 8) x = W - 8 - w;
     if (x < 8) x = 8;
     text_at(&cv, f.title, SC_TITLE, C_INK, x, 14, 0, 0);
+  }
+  if (o->axes) {
+    memset(o->axes, 0, sizeof *o->axes);
+    o->axes->xlo = 0.5; o->axes->xhi = cols + 0.5; o->axes->ylo = 0.5; o->axes->yhi = rows + 0.5;
+    o->axes->cell_values = values_shown;
   }
   ret = finish(&cv, path, fn);
 out:
@@ -935,6 +1040,7 @@ int plot_line(const char *path, const plot_series *series, int n_series, const p
   if (!o) o = &no_opts;
   if (check_path(fn, path)) return -1;
   if (!series || n_series <= 0) { mt_seterr("%s: no series to plot", fn); return -1; }
+  if (check_axis_limits(fn, o)) return -1;
   double xmin = INFINITY, xmax = -INFINITY, ymin = INFINITY, ymax = -INFINITY;
   int nleg = 0;
   for (int s = 0; s < n_series; s++) {
@@ -948,6 +1054,11 @@ int plot_line(const char *path, const plot_series *series, int n_series, const p
     }
     if (S->label && *S->label) nleg++;
   }
+  for (int k = 0; k < o->n_hlines; k++) {
+    if (o->logy && !(o->hlines[k] > 0)) continue;
+    ymin = fmin(ymin, o->hlines[k]); ymax = fmax(ymax, o->hlines[k]);
+    if (o->hline_labels && o->hline_labels[k] && *o->hline_labels[k]) nleg++;
+  }
   if (!(xmin <= xmax)) {
     mt_seterr(o->logy ? "%s: no positive finite values to plot on a log axis"
                         : "%s: no finite values to plot", fn);
@@ -955,9 +1066,14 @@ int plot_line(const char *path, const plot_series *series, int n_series, const p
   }
   leg_item *leg = calloc((size_t)(nleg ? nleg : 1), sizeof *leg);
   if (!leg) { mt_seterr("%s: out of memory", fn); return -1; }
-  for (int s = 0, k = 0; s < n_series; s++)
+  int k = 0;
+  for (int s = 0; s < n_series; s++)
     if (series[s].label && *series[s].label) {
       leg[k].label = series[s].label; leg[k].col = palette[s % 10]; k++;
+    }
+  for (int h = 0; h < o->n_hlines; h++)   /* reference lines take the colours after the series' */
+    if (o->hline_labels && o->hline_labels[h] && *o->hline_labels[h] && !(o->logy && !(o->hlines[h] > 0))) {
+      leg[k].label = o->hline_labels[h]; leg[k].col = palette[(n_series + h) % 10]; leg[k].dashed = 1; k++;
     }
   int lw = nleg ? legend_width(leg, nleg, SC_TICK, (o->height > 0 ? o->height : 520) - 100) + 14 : 0;
   frame_t f;
@@ -965,8 +1081,12 @@ int plot_line(const char *path, const plot_series *series, int n_series, const p
   frame_size(&f, o, 760, 520, lw);
   frame_texts(&f, o, f.W - 20);
   f.ay.log = o->logy;
+  f.ax.integer = o->xinteger;
+  f.ay.integer = o->yinteger;
   axis_range(&f.ax, xmin, xmax, 0.03);
   axis_range(&f.ay, ymin, ymax, 0.05);
+  axis_limits(&f.ax, o->has_xmin, o->xmin, o->has_xmax, o->xmax);
+  axis_limits(&f.ay, o->has_ymin, o->ymin, o->has_ymax, o->ymax);
   frame_settle(&f, lw);
   canvas cv = {0};
   if (frame_check(&f, fn) || canvas_init(&cv, f.W, f.H, fn)) { free(leg); return -1; }
@@ -991,9 +1111,16 @@ int plot_line(const char *path, const plot_series *series, int n_series, const p
       px = qx; py = qy; have = 1;
     }
   }
+  for (int h = 0; h < o->n_hlines; h++) {   /* dashed: 8 px on, 5 off */
+    if (o->logy && !(o->hlines[h] > 0)) continue;
+    double y = map_y(&f, o->hlines[h]);
+    for (int x = f.x0 + 1; x < f.x1; x += 13)
+      aa_segment(&cv, x, y, x + 8 < f.x1 ? x + 8 : f.x1 - 1, y, 1.6, palette[(n_series + h) % 10]);
+  }
   frame_decorate(&cv, &f);
   if (nleg) legend_draw(&cv, leg, nleg, LEG_LINE, SC_TICK, f.x1 + 14, f.y0, lw - 14, f.y1 - f.y0);
   free(leg);
+  report_axes(&f, o);
   return finish(&cv, path, fn);
 }
 
@@ -1005,7 +1132,7 @@ int plot_scatter(const char *path, const double *x, const double *y, const doubl
   if (!o) o = &no_opts;
   if (check_path(fn, path)) return -1;
   if (!x || !y || n <= 0) { mt_seterr("%s: empty data (%d points)", fn, n); return -1; }
-  if (check_limits(fn, o)) return -1;
+  if (check_limits(fn, o) || check_axis_limits(fn, o)) return -1;
   double xmin = INFINITY, xmax = -INFINITY, ymin = INFINITY, ymax = -INFINITY;
   double cmin = INFINITY, cmax = -INFINITY;
   for (int i = 0; i < n; i++) {
@@ -1053,8 +1180,12 @@ int plot_scatter(const char *path, const double *x, const double *y, const doubl
   memset(&f, 0, sizeof f);
   frame_size(&f, o, 700, 560, right);
   frame_texts(&f, o, f.W - 20);
+  f.ax.integer = o->xinteger;
+  f.ay.integer = o->yinteger;
   axis_range(&f.ax, xmin, xmax, 0.05);
   axis_range(&f.ay, ymin, ymax, 0.05);
+  axis_limits(&f.ax, o->has_xmin, o->xmin, o->has_xmax, o->xmax);
+  axis_limits(&f.ay, o->has_ymin, o->ymin, o->has_ymax, o->ymax);
   frame_settle(&f, right);
   if (c) {     /* the bar's ticks follow the plot's real height; its width may change */
     cbar_layout(&cb, &cs, f.y1 - f.y0, o->clabel, SC_TICK);
@@ -1094,6 +1225,7 @@ int plot_scatter(const char *path, const double *x, const double *y, const doubl
     legend_draw(&cv, leg, nleg, LEG_DOT, SC_TICK, f.x1 + 14, f.y0, right - 14, f.y1 - f.y0);
   }
   free(cat);
+  report_axes(&f, o);
   return finish(&cv, path, fn);
 }
 
@@ -1107,6 +1239,7 @@ int plot_bar(const char *path, const double *values, int n_series, int n, const 
     return -1;
   }
   if ((long long)n_series * n > (1 << 24)) { mt_seterr("%s: too many bars", fn); return -1; }
+  if (check_axis_limits(fn, o)) return -1;
   double vmin = 0, vmax = 0;
   int any = 0;
   for (size_t i = 0; i < (size_t)n_series * n; i++) {
@@ -1135,6 +1268,8 @@ int plot_bar(const char *path, const double *values, int n_series, int n, const 
   if (!(span > 0)) span = 1, vmax = vmin + 1;
   f.ay.lo = vmin < 0 ? vmin - 0.05 * span : 0;
   f.ay.hi = vmax > 0 ? vmax + 0.05 * span : 0;
+  f.ay.integer = o->yinteger;
+  axis_limits(&f.ay, o->has_ymin, o->ymin, o->has_ymax, o->ymax);
   f.ncat = n;
   f.catlab = labels;
   f.cat_w = TEXT_H(SC_TICK);
@@ -1164,5 +1299,6 @@ int plot_bar(const char *path, const double *values, int n_series, int n, const 
   frame_decorate(&cv, &f);
   if (nleg) legend_draw(&cv, leg, nleg, LEG_BOX, SC_TICK, f.x1 + 14, f.y0, right - 14, f.y1 - f.y0);
   free(leg);
+  report_axes(&f, o);
   return finish(&cv, path, fn);
 }

@@ -36,7 +36,32 @@ typedef struct plot_opts {
   int annotate;
   /* bar: names of the series of a grouped chart (legend) */
   const char *const *series_names;
+  /* line, scatter, bar: fixed ends of an axis (has_* = 1). The axis spans exactly [min, max]
+     plus a 2% margin, whatever the data: an accuracy axis drawn from 0 to 1 shows one wrong
+     answer in 2000 as the sliver it is. Points outside are clipped. */
+  int has_xmin, has_xmax, has_ymin, has_ymax;
+  double xmin, xmax, ymin, ymax;
+  /* line, scatter, bar: ticks on whole numbers only (layers, heads, depths, lengths) */
+  int xinteger, yinteger;
+  /* line: horizontal reference lines (chance, a baseline), dashed and named in the legend;
+     they count in the automatic y range */
+  const double *hlines;
+  const char *const *hline_labels;   /* NULL or n_hlines names (NULL entries: unnamed) */
+  int n_hlines;
+  /* heatmap: each cell's value printed in it. 0: when every cell has room for its text
+     (small maps), 1: in every cell that has room, -1: never */
+  int cell_values;
+  /* filled in when not NULL: what was drawn (ranges, ticks, whether cell values were printed) */
+  struct plot_axes *axes;
 } plot_opts;
+
+#define PLOT_MAX_TICKS 64
+typedef struct plot_axes {
+  double xlo, xhi, ylo, yhi;        /* the axes' ends (log10 units on a log axis) */
+  int nx, ny;                       /* tick counts; category axes (bars) report nx = 0 */
+  double xticks[PLOT_MAX_TICKS], yticks[PLOT_MAX_TICKS];
+  int cell_values;                  /* heatmap: 1 when the values were printed */
+} plot_axes;
 
 /* values: rows*cols floats, row-major (row 0 drawn at the top). NaN cells are grey. */
 int plot_heatmap(const char *path, const float *values, int rows, int cols, const plot_opts *o);
