@@ -172,6 +172,39 @@ local function hook_case()
   if not ok2 then check_error("nn.transformer", r2) end
 end
 
+-- milua.json on random bytes and random Lua values: decode what encode wrote gives it back
+local json = require "milua.json"
+local function rand_value(depth)
+  local k = rnd(depth > 3 and 5 or 8)
+  if k == 1 then return pick(specials) end
+  if k == 2 then return rnd(2000) - 1000 end
+  if k == 3 then return pick({ "", "a\"b\\", "\0", "\xff", "\u{2603}", "\n\t" }) end
+  if k == 4 then return pick({ true, false, json.null }) end
+  if k == 5 then return some_tensor() end
+  local t = {}
+  for i = 1, rnd(4) - 1 do
+    if k == 6 then t[i] = rand_value(depth + 1) else t[pick({ "a", "b", "c", i })] = rand_value(depth + 1) end
+  end
+  if k == 8 and rnd(4) == 1 then t.self = t end   -- a cycle
+  return t
+end
+local function json_case()
+  local bytes = {}
+  for i = 1, rnd(30) do bytes[i] = string.char(pick({ 34, 44, 45, 46, 48, 49, 58, 91, 92, 93, 101, 110, 117, 123,
+    125, rnd(256) - 1 })) end
+  local ok, r = pcall(json.decode, table.concat(bytes))
+  if not ok then check_error("json.decode", r) end
+  local v = rand_value(0)
+  local ok2, text = pcall(json.encode, v, rnd(2) == 1 and { indent = true } or nil)
+  if not ok2 then check_error("json.encode", text); return end
+  local ok3, back = pcall(json.decode, text)
+  if not ok3 then error("json.decode cannot read what json.encode wrote: " .. tostring(back), 0) end
+  local compact = json.encode(v)
+  if json.encode(json.decode(compact)) ~= compact then
+    error("json: decoding and encoding again changes " .. compact, 0)
+  end
+end
+
 -- the reference computation: a fixed seed, a product, a softmax, a reduction
 local function reference()
   local saved = T.get_rng_state()
@@ -190,7 +223,8 @@ function M.run_sequence(k, steps)
   pool = {}
   T.seed(k)
   for _ = 1, steps do
-    if rnd(20) == 1 then hook_case() else call_one() end
+    local r = rnd(20)
+    if r == 1 then hook_case() elseif r == 2 then json_case() else call_one() end
   end
   local got = reference()
   if got ~= expected then
