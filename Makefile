@@ -22,7 +22,7 @@ VM_OBJ   := $(VM_SRC:%.c=$(BUILD)/%.o)
 CTESTS   := $(patsubst tests/c/%.c,$(BUILD)/tests/%,$(wildcard tests/c/*.c))
 DEPS     := liblua5.4-dev libopenblas-dev libpng-dev libreadline-dev perl python3-numpy
 
-.PHONY: all deps check test test-asan demo bench install clean fuzz fuzz-deps
+.PHONY: all deps check test test-asan demo bench soak install clean fuzz fuzz-deps
 all: milua
 
 deps:
@@ -72,6 +72,10 @@ demo: deps
 bench: deps all
 	$(MAKE) BUILD=build-nohooks DEFS=-DMILUA_NO_HOOKS build-nohooks/milua
 	OPENBLAS_NUM_THREADS=1 ./milua bench/bench.lua
+
+# 10^5 training steps with hooks and caches in use, memory sampled: flat after warm-up (not in check)
+soak: deps all
+	OPENBLAS_NUM_THREADS=1 ./milua bench/soak.lua --out out/soak
 
 # libFuzzer harnesses (tests/fuzz/*.c) of every reader of outside bytes, under ASan+UBSan.
 # FUZZ_SECONDS per harness; crashes land in tests/fuzz/corpus/<harness>/ as crash-*, which
