@@ -6,6 +6,7 @@
 #include "core/autograd.h"
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* ---- names ---- */
@@ -134,20 +135,6 @@ mt_tensor *mt_tf_init_param(const mt_config *c, int i) {
   }
 }
 
-int mt_tf_check(const mt_config *c) {
-#define POS(k) if (c->k <= 0) { mt_seterr("transformer: config key '" #k "' must be a positive integer, got %d", c->k); return -1; }
-  POS(n_layers) POS(d_model) POS(n_heads) POS(d_head) POS(d_vocab) POS(d_vocab_out) POS(n_ctx)
-#undef POS
-  if (c->d_mlp < 0) { mt_seterr("transformer: config key 'd_mlp' must be >= 0 (0 = attention only), got %d", c->d_mlp); return -1; }
-  if (c->n_heads > 64) { mt_seterr("transformer: config key 'n_heads' is at most 64, got %d", c->n_heads); return -1; }
-  if (!(c->init_range > 0)) { mt_seterr("transformer: config key 'init_range' must be positive"); return -1; }
-  if (c->positional == MT_POS_SINUSOIDAL && c->d_model % 2) {
-    mt_seterr("transformer: sinusoidal positions need an even 'd_model', got %d", c->d_model);
-    return -1;
-  }
-  return 0;
-}
-
 /* ---- forward ---- */
 typedef struct {
   const mt_config *c;
@@ -202,7 +189,7 @@ static int active(fctx *f, int id) {
 /* the hooked LayerNorm when no gradient is needed (a cache, an intervention): three passes */
 static mt_tensor *layer_norm_nograd(fctx *f, mt_tensor *x, mt_tensor *w, mt_tensor *b, int id_scale, int layer) {
   mt_tensor *sc = NULL, *xn = NULL, *out = NULL;
-  TRY(sc = mt_ln_scale(x, 1e-5));
+  TRY(sc = mt_ln_scale(x, f->c->ln_eps));
   if (fire(f, id_scale, layer, &sc)) goto fail;
   TRY(xn = mt_ln_normalize(x, sc));
   if (fire(f, id_scale + 1, layer, &xn)) goto fail;
@@ -214,7 +201,7 @@ fail:
 
 static mt_tensor *layer_norm(fctx *f, mt_tensor *x, mt_tensor *w, mt_tensor *b, int id_scale, int layer) {
   /* the fused kernel unless a hook wants the scale or the normalized stream */
-  if (!active(f, id_scale) && !active(f, id_scale + 1)) return mt_layer_norm(x, w, b, 1e-5);
+  if (!active(f, id_scale) && !active(f, id_scale + 1)) return mt_layer_norm(x, w, b, f->c->ln_eps);
   mt_tensor *in[3] = {x, w, b};
   if (!mt_needs_grad(3, in)) return layer_norm_nograd(f, x, w, b, id_scale, layer);
   mt_tensor *mean = NULL, *xc = NULL, *sq = NULL, *ms = NULL, *eps = NULL, *var = NULL, *scale = NULL, *xn = NULL,
@@ -223,7 +210,7 @@ static mt_tensor *layer_norm(fctx *f, mt_tensor *x, mt_tensor *w, mt_tensor *b, 
   TRY(xc = mt_binary(MT_SUB, x, mean));
   TRY(sq = mt_binary(MT_MUL, xc, xc));
   TRY(ms = mt_mean(sq, -1, 1));
-  TRY(eps = mt_scalar(MT_F32, 1e-5));
+  TRY(eps = mt_scalar(MT_F32, f->c->ln_eps));
   TRY(var = mt_binary(MT_ADD, ms, eps));
   TRY(scale = mt_unary(MT_SQRT, var));
   if (fire(f, id_scale, layer, &scale)) goto fail;
@@ -262,7 +249,7 @@ static mt_tensor *fixed_pattern(int kind, mt_tensor *tokens, int causal) {
       for (int64_t j = 0; j < T; j++) {
         if (causal && j > i) continue;
         float w = 0;
-        if (kind == 1) w = (j != i && pt[b * T + j] == pt[b * T + i]) ? 1.0f : 0.0f;
+        if (kind == MT_HEAD_ASSOC) w = (j != i && pt[b * T + j] == pt[b * T + i]) ? 1.0f : 0.0f;
         else if (j >= i - 2 && j <= i + 2) w = local_w[j - i + 2];
         row[j] = w;
         total += w;
@@ -286,11 +273,11 @@ static mt_tensor *attention(fctx *f, int l, mt_tensor *x, mt_tensor *const *w, m
   /* heads with a fixed pattern (the LEGO attention module) compute no Q, K nor scores: those
      run on the learned heads only, and hook_q, hook_k and hook_attn_scores carry those heads */
   int64_t n_learned = 0;
-  for (int h = 0; h < H; h++) n_learned += !c->fixed_pattern[h];
+  for (int h = 0; h < H; h++) n_learned += mt_config_head_kind(c, h) == MT_HEAD_LEARNED;
   if (n_learned < H && n_learned > 0) {
     TRY(idx = mt_empty(MT_I32, 1, &n_learned));
     int32_t *pi = mt_i32(idx);
-    for (int h = 0, j = 0; h < H; h++) if (!c->fixed_pattern[h]) pi[j++] = h;
+    for (int h = 0, j = 0; h < H; h++) if (mt_config_head_kind(c, h) == MT_HEAD_LEARNED) pi[j++] = h;
   }
   if (n_learned > 0) {
     TRY(wq = learned_heads(w[0], idx));
@@ -323,16 +310,18 @@ static mt_tensor *attention(fctx *f, int l, mt_tensor *x, mt_tensor *const *w, m
       TRY(pattern = mt_attn_softmax(scores, 1.0 / sqrt((double)E), c->causal));
   }
   if (n_learned < H) {   /* interleave the fixed patterns with the learned heads' */
-    mt_tensor *heads[64] = {0};
-    int ok = 1;
+    mt_tensor **heads = calloc((size_t)H, sizeof *heads);
+    int ok = heads != NULL;
+    if (!ok) mt_seterr("out of memory");
     for (int h = 0, j = 0; h < H && ok; h++) {
-      int kind = c->fixed_pattern[h];
+      int kind = mt_config_head_kind(c, h);
       if (kind && !f->fixed[kind]) f->fixed[kind] = fixed_pattern(kind, tokens, c->causal);   /* once per forward */
       heads[h] = kind ? mt_ref(f->fixed[kind]) : mt_select(pattern, 1, j++);
       ok = heads[h] != NULL;
     }
     mt_tensor *st = ok ? mt_stack((int)H, heads, 1) : NULL;
-    for (int h = 0; h < H; h++) mt_unref(heads[h]);
+    for (int h = 0; h < H && heads; h++) mt_unref(heads[h]);
+    free(heads);
     SWAP(pattern, st);
   }
   if (fire(f, hook_id(c, l, H_PATTERN), l, &pattern)) goto fail;
