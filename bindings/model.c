@@ -142,19 +142,18 @@ static int c_hooks(lua_State *L) {
   return 1;
 }
 
-/* cfg:get(key): the resolved value (nil for d_out without a readout, and for
-   fixed_patterns an empty table when every head learns) */
+/* cfg:get(key): the resolved value; nil for a key that does not apply to this config (d_out
+   without a readout, d_vocab_out with one); for fixed_patterns an empty table when every
+   head learns */
 static int c_get(lua_State *L) {
   mt_config *c = checkconfig(L, 1);
   const char *name = luaL_checkstring(L, 2);
   const mt_config_key *k = mt_config_key_find(name);
   if (!k || !k->read_back) return luaL_error(L, "transformer: no config key '%s'", name);
   char buf[32];
+  if (!mt_config_applies(c, k)) { lua_pushnil(L); return 1; }
   switch (k->kind) {
-    case MT_KEY_INT:
-      if (!strcmp(name, "d_out") && c->readout == MT_READOUT_UNEMBED) lua_pushnil(L);
-      else lua_pushinteger(L, mt_config_get_int(c, k));
-      break;
+    case MT_KEY_INT: lua_pushinteger(L, mt_config_get_int(c, k)); break;
     case MT_KEY_BOOL: lua_pushboolean(L, mt_config_get_int(c, k)); break;
     case MT_KEY_NUMBER: lua_pushnumber(L, mt_config_get_number(c, k)); break;
     case MT_KEY_CHOICE: lua_pushstring(L, mt_config_get_choice(c, k, buf, sizeof buf)); break;

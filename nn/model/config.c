@@ -194,6 +194,13 @@ int mt_config_resolve(mt_config *c) {
   return 0;
 }
 
+int mt_config_applies(const mt_config *c, const mt_config_key *k) {
+  if (!k->read_back) return 0;
+  if (!strcmp(k->name, "d_out")) return c->readout != MT_READOUT_UNEMBED;
+  if (!strcmp(k->name, "d_vocab_out")) return c->readout == MT_READOUT_UNEMBED;
+  return 1;
+}
+
 int mt_config_get_int(const mt_config *c, const mt_config_key *k) { return *int_field((mt_config *)c, k); }
 double mt_config_get_number(const mt_config *c, const mt_config_key *k) { return *num_field((mt_config *)c, k); }
 

@@ -52,6 +52,9 @@ int mt_config_set_head(mt_config *c, long long head, const char *pattern);     /
 int mt_config_resolve(mt_config *c);
 void mt_config_free(mt_config *c);
 
+/* 1 when a key means something for this config (d_out only with a readout, d_vocab_out only
+   with the unembedding; input-only keys never): a model reads back those keys only */
+int mt_config_applies(const mt_config *c, const mt_config_key *k);
 /* the resolved value of a key: as an int (INT, BOOL, CHOICE index), a double, or the
    choice's name; the pattern name of a (0-based) head, NULL for a learned head */
 int mt_config_get_int(const mt_config *c, const mt_config_key *k);

@@ -24,7 +24,7 @@ typedef struct {
   mt_hook_cb cb;
   void *ud;
   int stop_at_layer;             /* run this many layers; -1 = all */
-  int return_resid;              /* 1: final normalized residual instead of logits */
+  int return_resid;              /* 1: the final states the readout reads, instead of its output */
 } mt_forward_opts;
 
 /* tokens int32 [B, T], 0-based ids. params in mt_tf_param_info order. */

@@ -54,11 +54,13 @@ end
 
 function Model:__tostring()
   local c = self.cfg
+  local out = c.readout == "unembed" and (c.d_vocab_out ~= c.d_vocab and (", d_vocab_out=" .. c.d_vocab_out) or "")
+    or (", readout=" .. c.readout .. ", d_out=" .. c.d_out)
   return string.format("Transformer(n_layers=%d, d_model=%d, n_heads=%d, d_head=%d, d_mlp=%d, d_vocab=%d%s, " ..
-    "n_ctx=%d, act_fn=%s, normalization=%s, %s%s, %d parameters)", c.n_layers, c.d_model, c.n_heads, c.d_head,
-    c.d_mlp, c.d_vocab, c.d_vocab_out ~= c.d_vocab and (", d_vocab_out=" .. c.d_vocab_out) or "", c.n_ctx,
-    c.act_fn, c.normalization, c.causal and "causal" or "bidirectional", c.tie_layers and ", tied layers" or "",
-    self:num_params())
+    "n_ctx=%d, act_fn=%s, normalization=%s%s, %s%s, %d parameters)", c.n_layers, c.d_model, c.n_heads, c.d_head,
+    c.d_mlp, c.d_vocab, out, c.n_ctx, c.act_fn, c.normalization,
+    c.normalization == "LN" and (", ln_position=" .. c.ln_position) or "",
+    c.causal and "causal" or "bidirectional", c.tie_layers and ", tied layers" or "", self:num_params())
 end
 
 function Model:num_params()
