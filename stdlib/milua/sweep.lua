@@ -756,7 +756,8 @@ local function cmd_run(words)
   end
   if #todo == 0 and runner ~= "slurm" then return 0 end
   local started = os.time()
-  s.runs[#s.runs + 1] = { started = started, runner = runner, jobs = jobs, threads = threads, host = host }
+  s.runs[#s.runs + 1] = { started = started, runner = runner, jobs = jobs, threads = threads, host = host,
+                         pid = sys.getpid() }
   save_sweep(s)
   local c
   if runner == "local" then c = run_local(s, todo, jobs, threads)
@@ -808,6 +809,10 @@ local function cmd_status(words)
   end
   local c = survey(s, s.jobs, last and last.jobs or 1)
   print(c.line)
+  if c.pending > 0 and last and last.runner ~= "slurm" and last.host == host and not proc_running(last.pid) then
+    print(string.format("the sweep is not running (its last start, pid %d, has ended); resume it with: %s run %s",
+      last.pid, PROG, quote(s.dir)))
+  end
   local failed = M.report_failures(s, s.jobs)
   if failed then return 1 end
   return c.done == c.total and 0 or 2
