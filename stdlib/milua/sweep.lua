@@ -85,8 +85,10 @@ local function absolute(path, base)
   return (base or cwd()) .. "/" .. path
 end
 
+-- the processors this process may use (nproc alone would honour an OMP_NUM_THREADS=1 in the
+-- environment, as the test suite sets it)
 local function cores()
-  local n = tonumber((shell("nproc 2>/dev/null")))
+  local n = tonumber((shell("env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc 2>/dev/null")))
   return n and math.max(1, math.floor(n)) or 1
 end
 

@@ -32,7 +32,8 @@ local function complete(dir, name)
   local ok, v = pcall(json.read, dir .. "/" .. name .. "/results.json")
   return ok and type(v) == "table" and v or nil
 end
-local cores = tonumber((sh("nproc")))
+-- nproc honours OMP_NUM_THREADS, which the test suite sets to 1: the machine's count without it
+local cores = tonumber((sh("env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc")))
 local tmp = os.tmpname()
 os.remove(tmp)
 assert(sys.mkdir(tmp))
