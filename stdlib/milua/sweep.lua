@@ -30,7 +30,9 @@
 --   M.get(tbl, "best_head.score")     -> the value at a dotted path (list items by number: acc.3)
 --   M.flatten(v, prefix)              -> {{path, leaf}} of every number, boolean and string below v
 --   M.stats(list)                     -> {n, mean, min, max} of the numbers in list (booleans 1/0)
---   M.collect(dir, {fields, over})    -> {columns, rows, groups} (see collect below)
+--   M.collect(dir, {fields, over})    -> {columns, rows, groups, missing}; M.csv(c), M.markdown(c),
+--                                        M.json_table(c) its files, M.print(c) the terminal table,
+--                                        M.plot(c, field, x, path) the PNG
 --   M.eta(durations, pending, running_elapsed, slots) -> seconds left (nil before the first job)
 --   M.main(argv)                      -> exit status of the milua-sweep command
 
@@ -995,6 +997,33 @@ function M.json_table(c)
            rows = rows, groups = groups, missing = c.missing }
 end
 
+-- the same table in Markdown, for experiments/README.md: a row per job, then each group's
+-- mean, min and max
+function M.markdown(c)
+  local function row(cells) return "| " .. table.concat(cells, " | ") .. " |" end
+  local header, rule = { "job" }, { "---" }
+  for _, col in ipairs(c.columns) do header[#header + 1] = col; rule[#rule + 1] = "---" end
+  local lines = { row(header), row(rule) }
+  for _, r in ipairs(c.rows) do
+    local cells = { r.job }
+    for _, col in ipairs(c.columns) do cells[#cells + 1] = fmt_value(r.values[col]) end
+    lines[#lines + 1] = row(cells)
+  end
+  if c.swept_over then
+    for _, g in ipairs(c.groups) do
+      for _, what in ipairs({ "mean", "min", "max" }) do
+        local cells = { string.format("%s %s (%d)", g.key, what, #g.rows) }
+        for _, col in ipairs(c.columns) do
+          local x = g.stats[col]
+          cells[#cells + 1] = x.n > 0 and fmt_value(x[what]) or "-"
+        end
+        lines[#lines + 1] = row(cells)
+      end
+    end
+  end
+  return table.concat(lines, "\n") .. "\n"
+end
+
 local function print_table(header, rows)
   local width = {}
   for i, h in ipairs(header) do width[i] = #h end
@@ -1115,7 +1144,8 @@ function M.plot(c, metric, x, path)
   return path
 end
 
-local COLLECT_FLAGS = { fields = true, csv = true, json = true, over = true, plot = true, x = true, png = true }
+local COLLECT_FLAGS = { fields = true, csv = true, json = true, markdown = true, over = true, plot = true, x = true,
+                        png = true }
 
 local function cmd_collect(words)
   local dir
@@ -1127,7 +1157,7 @@ local function cmd_collect(words)
       local name, value = w:sub(3):match("^([^=]+)=(.*)$")
       if not name then name = w:sub(3); value = words[i + 1]; i = i + 1 end
       if not COLLECT_FLAGS[name] then
-        fail("collect", "unknown flag --%s (flags: --fields --csv --json --over --plot --x --png)", name)
+        fail("collect", "unknown flag --%s (flags: --fields --csv --json --markdown --over --plot --x --png)", name)
       end
       if value == nil then fail("collect", "--%s needs a value", name) end
       o[name] = value
@@ -1160,6 +1190,12 @@ local function cmd_collect(words)
     json.write(o.json, M.json_table(c))
     print("wrote " .. o.json)
   end
+  if o.markdown then
+    local f = assert(io.open(o.markdown, "w"))
+    f:write(M.markdown(c))
+    f:close()
+    print("wrote " .. o.markdown)
+  end
   if o.plot then
     local path = o.png or (absolute(dir) .. "/" .. safe(o.plot) .. ".png")
     M.plot(c, o.plot, o.x, path)
@@ -1177,7 +1213,7 @@ usage: milua-sweep run SCRIPT [grid and fixed flags] --out DIR [--runner local|p
                    [--dry-run] [--no-check] [-- script flags]
        milua-sweep run DIR [--runner ...] [--jobs N] [--only JOB]...   (resume a sweep)
        milua-sweep status DIR
-       milua-sweep collect DIR [--fields a,b.c] [--over FLAG] [--csv FILE] [--json FILE]
+       milua-sweep collect DIR [--fields a,b.c] [--over FLAG] [--csv FILE] [--json FILE] [--markdown FILE]
                    [--plot FIELD [--x FLAG] [--png FILE]]
        milua-sweep job DIR JOB [--threads N]   (run one job in the foreground)
 grid: --seed 1..4 (a range), --lr 3e-4,1e-3 (a list), --seed 1..3,7; any other flag is fixed.

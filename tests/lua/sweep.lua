@@ -129,6 +129,13 @@ local jt = S.json_table(c)
 test.is(jt.groups[1].stats["acc.1"], { n = 3, mean = 2.5 / 3, min = 0.5, max = 1.0 }, "the JSON table's group stats")
 test.is(jt.rows[4].values.score, 4.0, "the JSON table's rows")
 
+test.is(S.markdown(S.collect(dir, { fields = { "score", "ok" } })), table.concat({
+  "| job | score | ok |", "| --- | --- | --- |",
+  "| lr=0.25,seed=1 | 1.5 | true |", "| lr=0.25,seed=2 | 2.5 | false |", "| lr=0.25,seed=3 | 5 | true |",
+  "| lr=0.5,seed=1 | 4 | true |",
+  "| lr=0.25 mean (3) | 3 | 0.6667 |", "| lr=0.25 min (3) | 1.5 | 0 |", "| lr=0.25 max (3) | 5 | 1 |",
+  "| lr=0.5 mean (1) | 4 | 1 |", "| lr=0.5 min (1) | 4 | 1 |", "| lr=0.5 max (1) | 4 | 1 |", "" }, "\n"),
+  "the Markdown table: rows, then each group's mean, min, max")
 local c2 = S.collect(dir, { fields = { "score" }, over = "lr" })
 test.is(#c2.groups, 3, "--over lr groups by seed instead")
 test.close(c2.groups[1].stats.score.mean, (1.5 + 4.0) / 2, 1e-12, "seed 1 over lr")
@@ -177,6 +184,21 @@ local _, rc1 = sweep("run " .. toy .. " --seed 1,2 --steps 3 --out " .. tmp .. "
 test.is(rc1, 0, "a dry run records the sweep")
 refused("run " .. toy .. " --seed 1,2 --steps 4 --out " .. tmp .. "/tied",
   "was run with the fixed flags --steps=3, this run has --steps=4: use another --out", "changed fixed flags are refused")
+-- the Slurm job array script, written without submitting (make test-slurm submits one)
+local sd = tmp .. "/sl"
+local so, src = sweep("run " .. toy .. " --seed 1..3 --quick --out " .. sd .. " --runner slurm --jobs 2 --threads 2 " ..
+  "--slurm-time 20 --slurm-mem 1G --slurm-partition short")
+test.is(src, 0, "--runner slurm without --submit exits 0")
+test.like(so, "wrote " .. sd .. "/slurm%.sh; submit it with: sbatch " .. sd .. "/slurm%.sh", "and says how to submit")
+local script = io.open(sd .. "/slurm.sh"):read("a")
+test.like(script, "^#!/bin/sh\n", "a shell script")
+for _, line in ipairs({ "#SBATCH --array=1,2,3%2", "#SBATCH --cpus-per-task=2", "#SBATCH --time=20", "#SBATCH --mem=1G",
+    "#SBATCH --partition=short", "#SBATCH --output=" .. sd .. "/slurm/%A_%a.out" }) do
+  test.ok(script:find("\n" .. line .. "\n", 1, true) ~= nil, "slurm.sh has " .. line)
+end
+test.like(script, 'milua%-sweep job ' .. sd:gsub("%p", "%%%0") .. ' "%$SLURM_ARRAY_TASK_ID" %-%-threads "%${SLURM_CPUS_PER_TASK:%-2}"\n$',
+  "each task runs its job with the task's CPUs as threads")
+refused("run " .. toy .. " --seed 1..2 --submit --out " .. tmp .. "/e1", "--submit goes with --runner slurm", "--submit alone")
 -- a fake `parallel` that is not GNU parallel (moreutils ships one)
 local fake = tmp .. "/fakebin"
 assert(sys.mkdir(fake))
