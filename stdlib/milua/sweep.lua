@@ -580,7 +580,7 @@ end
 
 -- N wrappers at a time, each a `milua-sweep job` child whose pid we read first, so that a job
 -- has ended when its process has (whatever it managed to write)
-local function run_local(s, todo, jobs, threads)
+local function run_local(s, todo, selected, jobs, threads)
   local show = progress_printer()
   local host = hostname()
   local active, queue = {}, {}
@@ -613,7 +613,7 @@ local function run_local(s, todo, jobs, threads)
         active[#active + 1] = { job = job, pid = pid, handle = h }
       end
     end
-    local c = survey(s, todo, jobs)
+    local c = survey(s, selected, jobs)
     if #active == 0 and #queue == 0 then
       show(c.line, true)
       return c
@@ -629,7 +629,7 @@ local function parallel_version()
   return out:match("GNU parallel (%d+)")
 end
 
-local function run_parallel(s, todo, jobs, threads, opts)
+local function run_parallel(s, todo, selected, jobs, threads, opts)
   if not parallel_version() then
     fail("run", "--runner parallel needs GNU parallel (Debian package 'parallel'), and `parallel --version` does not name it")
   end
@@ -653,11 +653,11 @@ local function run_parallel(s, todo, jobs, threads, opts)
   local h = io.popen(command, "r")
   for line in h:lines() do
     -- every line is a job's own report (done / FAILED / already complete)
-    local c = survey(s, todo, jobs)
+    local c = survey(s, selected, jobs)
     show(c.line)
   end
   h:close()
-  local c = survey(s, todo, jobs)
+  local c = survey(s, selected, jobs)
   show(c.line, true)
   return c
 end
@@ -684,7 +684,7 @@ local function slurm_script(s, todo, opts, threads)
   return table.concat(lines, "\n") .. "\n"
 end
 
-local function run_slurm(s, todo, opts, threads)
+local function run_slurm(s, todo, selected, opts, threads)
   local path = s.dir .. "/slurm.sh"
   sys.mkdir(s.dir .. "/slurm")
   local f = assert(io.open(path, "w"))
@@ -701,7 +701,7 @@ local function run_slurm(s, todo, opts, threads)
   local show = progress_printer()
   while true do
     local q = shell("squeue -h -j " .. id .. " -o %i 2>/dev/null </dev/null")
-    local c = survey(s, todo, math.max(1, tonumber(opts.jobs) or #todo))
+    local c = survey(s, selected, math.max(1, tonumber(opts.jobs) or #todo))
     if not q:match("%d") then
       show(c.line, true)
       return c
@@ -764,11 +764,11 @@ local function cmd_run(words)
                          pid = sys.getpid() }
   save_sweep(s)
   local c
-  if runner == "local" then c = run_local(s, todo, jobs, threads)
-  elseif runner == "parallel" then c = run_parallel(s, todo, jobs, threads, opts)
+  if runner == "local" then c = run_local(s, todo, selected, jobs, threads)
+  elseif runner == "parallel" then c = run_parallel(s, todo, selected, jobs, threads, opts)
   else
     if #todo == 0 then print("nothing to submit") return 0 end
-    c = run_slurm(s, todo, opts, threads)
+    c = run_slurm(s, todo, selected, opts, threads)
     if not c then return 0 end
   end
   return M.report_failures(s, selected) and 1 or 0

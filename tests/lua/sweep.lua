@@ -184,6 +184,12 @@ local _, rc1 = sweep("run " .. toy .. " --seed 1,2 --steps 3 --out " .. tmp .. "
 test.is(rc1, 0, "a dry run records the sweep")
 refused("run " .. toy .. " --seed 1,2 --steps 4 --out " .. tmp .. "/tied",
   "was run with the fixed flags --steps=3, this run has --steps=4: use another --out", "changed fixed flags are refused")
+refused("collect " .. tmp .. "/tied", "has no complete job yet", "collect before any job is complete")
+refused("run " .. tmp .. "/tied --seed 3", "resuming it takes no script flags", "resuming with a changed grid")
+refused("collect " .. dir .. " --fields score,,ok", "--fields score,,ok: empty field name", "an empty field name")
+refused("collect " .. dir .. " --fields score --plot score --x steps", "--x steps: not a swept flag (swept: lr seed)",
+  "plot against a flag not swept")
+refused("job " .. dir .. " 1 --threads 0", "--threads must be a positive integer, got '0'", "job --threads 0")
 -- the Slurm job array script, written without submitting (make test-slurm submits one)
 local sd = tmp .. "/sl"
 local so, src = sweep("run " .. toy .. " --seed 1..3 --quick --out " .. sd .. " --runner slurm --jobs 2 --threads 2 " ..

@@ -114,6 +114,8 @@ out, rc = sweep(args)
 test.is(rc, 0, "the restarted sweep finishes")
 test.like(out, "5 jobs of " .. toy .. ", " .. n_done .. " already complete, " .. (5 - n_done) .. " to run",
   "the restart runs only the jobs not complete")
+test.like(out, "%d/5 done, 1 running, 0 failed, %d to start | %d+s so far, about %d+s left",
+  "progress: counts, time so far, and the time left from the jobs timed before the kill")
 local started_after = starts(count2)
 local ok_counts = true
 for seed = 1, 5 do
