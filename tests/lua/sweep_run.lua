@@ -80,17 +80,23 @@ local d2, count2, pidfile = tmp .. "/kill", tmp .. "/kill.count", tmp .. "/kill.
 local args = string.format("run %s --seed 1..5 --sleep 1 --count %s --out %s --jobs 1", toy, count2, d2)
 os.execute(string.format("setsid sh -c 'echo $$ > %s; exec %s %s' > %s/kill.log 2>&1 &", pidfile, launcher, args, tmp))
 -- wait until one job is complete and another is running, then kill the whole process group
-local t0, killed, running_name = sys.clock(), false, nil
+-- (the kill comes within half a second of the job's script starting, so well before its 1 s
+-- sleep ends)
+local t0, killed, running_name, first_seen = sys.clock(), false, nil, {}
 while sys.clock() - t0 < 180 do
   local done_n = 0
   running_name = nil
   for seed = 1, 5 do
     local name = "seed=" .. seed
-    if complete(d2, name) then done_n = done_n + 1 end
     local s = read(d2 .. "/" .. name .. "/sweep.state")
-    if s and s:find('"state":"running"', 1, true) then running_name = name end
+    -- a job is complete once its results.json is, a moment before its state says so
+    if complete(d2, name) then done_n = done_n + 1
+    elseif s and s:find('"state":"running"', 1, true) and starts(count2)[seed] then
+      running_name = name
+      first_seen[name] = first_seen[name] or sys.clock()
+    end
   end
-  if done_n >= 1 and running_name and read(count2) and starts(count2)[tonumber(running_name:match("%d+"))] then
+  if done_n >= 1 and running_name and sys.clock() - first_seen[running_name] < 0.5 then
     os.execute("kill -KILL -" .. read(pidfile):match("%d+"))
     killed = true
     break
