@@ -20,10 +20,12 @@ NN_OBJ   := $(NN_SRC:%.c=$(BUILD)/%.o)
 BIND_OBJ := $(BIND_SRC:%.c=$(BUILD)/%.o)
 VM_OBJ   := $(VM_SRC:%.c=$(BUILD)/%.o)
 CTESTS   := $(patsubst tests/c/%.c,$(BUILD)/tests/%,$(wildcard tests/c/*.c))
-DEPS     := liblua5.4-dev libopenblas-dev libpng-dev libreadline-dev perl python3-numpy
+DEPS     := liblua5.4-dev libopenblas-dev libpng-dev libreadline-dev perl python3-numpy parallel
+# only for make test-slurm: a single-node Slurm brought up by the test
+SLURM_DEPS := slurm-wlm munge
 
-.PHONY: all deps check test test-asan demo bench soak install clean fuzz fuzz-deps
-all: milua
+.PHONY: all deps slurm-deps check test test-asan test-slurm demo bench soak install clean fuzz fuzz-deps
+all: milua milua-sweep
 
 deps:
 	@missing=""; for p in $(DEPS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -33,6 +35,14 @@ deps:
 # replaced by rename, so that a running ./milua does not block the update
 milua: $(BUILD)/milua
 	cp $< $@.tmp && mv -f $@.tmp $@
+
+# the sweep command: a launcher that runs the milua.sweep module with the milua beside it
+milua-sweep: $(BUILD)/milua-sweep
+	cp $< $@.tmp && mv -f $@.tmp $@
+
+$(BUILD)/milua-sweep: vm/milua-sweep.sh
+	@mkdir -p $(dir $@)
+	install -m 755 $< $@
 
 $(BUILD)/milua: $(VM_OBJ) $(BIND_OBJ) $(NN_OBJ)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
@@ -48,14 +58,14 @@ $(BUILD)/tests/%: tests/c/%.c tests/c/tap.h $(wildcard tests/fuzz/*.c) $(NN_OBJ)
 TESTS = $(wildcard tests/c/*.c) $(wildcard tests/lua/*.lua) $(wildcard tests/experiments/*.lua)
 
 # one OpenBLAS/OpenMP thread per test: prove runs two tests at once on two cores
-test: $(BUILD)/milua $(CTESTS)
+test: $(BUILD)/milua $(BUILD)/milua-sweep $(CTESTS)
 	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MILUA_BUILD=$(BUILD) prove -j2 -e 'sh tests/run' $(TESTS)
 
 # allocator_may_return_null: a request larger than the sanitizer serves (a 2^40-element
 # tensor) returns NULL as malloc does, so the core's out-of-memory errors are tested too
 test-asan:
 	$(MAKE) BUILD=build-asan OPT=-O1 SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
-	  build-asan/milua $(CTESTS:$(BUILD)/%=build-asan/%)
+	  build-asan/milua build-asan/milua-sweep $(CTESTS:$(BUILD)/%=build-asan/%)
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:allocator_may_return_null=1 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 MILUA_SANITIZED=1 \
 	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MILUA_BUILD=build-asan prove -j2 -e 'sh tests/run' $(TESTS)
@@ -64,6 +74,17 @@ check: deps
 	$(MAKE) all
 	$(MAKE) test-asan
 	$(MAKE) test
+
+# a single-node Slurm (munge, slurmctld, slurmd) configured in a temporary directory runs a small
+# sweep as a job array; needs root, not part of check (tests/slurm/run says what it does)
+slurm-deps:
+	@missing=""; for p in $(SLURM_DEPS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then echo "installing:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi
+
+test-slurm: deps slurm-deps
+	$(MAKE) all
+	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MILUA_BUILD=$(BUILD) prove -v -e 'sh tests/slurm/run' tests/slurm/sweep.lua
 
 # the headline experiment: LEGO from random init, its accuracy by depth and its association heads
 demo: deps
@@ -111,12 +132,13 @@ fuzz: fuzz-deps build-fuzz/safetensors build-fuzz/json
 	  { tail -20 build-fuzz/bindings.log; echo "add the sequence to tests/fuzz/corpus/bindings.txt"; exit 1; }; \
 	tail -1 build-fuzz/bindings.log
 
-install: milua
+install: milua milua-sweep
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/milua/milua/data $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man3
 	install -m 755 milua $(DESTDIR)$(PREFIX)/bin/milua
+	install -m 755 milua-sweep $(DESTDIR)$(PREFIX)/bin/milua-sweep
 	cp -r stdlib/milua/. $(DESTDIR)$(PREFIX)/share/milua/milua/
 	install -m 644 man/*.1 $(DESTDIR)$(PREFIX)/share/man/man1/
 	install -m 644 man/*.3 $(DESTDIR)$(PREFIX)/share/man/man3/ 2>/dev/null || true
 
 clean:
-	rm -rf build build-asan build-nohooks build-fuzz milua
+	rm -rf build build-asan build-nohooks build-fuzz milua milua-sweep
