@@ -25,8 +25,9 @@
 -- stay the same).
 -- T.seed(E.opts.seed) has been called when start returns.
 --
--- Paper helpers: the script's directory (experiments/) is put first on package.path, so
--- `require "lego.batcher"` loads experiments/lego/batcher.lua from any working directory. Each
+-- Paper helpers: the script's directory (experiments/) is put first on package.path when this
+-- module is loaded (from the global arg[0]) and again by start, so `require "lego.recipe"` loads
+-- experiments/lego/recipe.lua from any working directory, before or after start. Each
 -- paper keeps its helpers in a folder named after the paper beside its entry scripts
 -- (experiments/<paper>/<part>.lua, required as "<paper>.<part>").
 --
@@ -68,6 +69,14 @@ local function script_dir(path)
     local pwd = os.getenv("PWD")
     if pwd and pwd ~= "" and sys.is_dir(pwd .. "/" .. dir) then dir = pwd .. "/" .. dir end
   end
+  return dir
+end
+
+-- puts the script's own folder first on package.path: experiments/<paper>/<part>.lua is "<paper>.<part>"
+local function add_script_dir(script)
+  local dir = script_dir(script)
+  local entry = dir .. "/?.lua;"
+  if not package.path:find(entry, 1, true) then package.path = entry .. package.path end
   return dir
 end
 
@@ -120,10 +129,7 @@ function M.start(argv, o)
   local wok, werr = writable_dir(opts.out)
   if not wok then die(script, "flag --out: " .. werr) end
 
-  -- the script's own folder: experiments/<paper>/<part>.lua is "<paper>.<part>"
-  local dir = script_dir(script)
-  local entry = dir .. "/?.lua;"
-  if not package.path:find(entry, 1, true) then package.path = entry .. package.path end
+  local dir = add_script_dir(script)
 
   T.seed(opts.seed)
   return setmetatable({ name = o.name, script = script, opts = opts, out = opts.out, dir = dir,
@@ -248,5 +254,9 @@ function E:finish(results)
   print(string.format("wrote %s in %s (%.0f s in all)", table.concat(files, ", "), self.out, results.wall_seconds))
   return path
 end
+
+-- the running script's folder goes on package.path as soon as this module is loaded, so a script
+-- can require its helpers (for its flag list, say) before calling experiment.start
+if type(arg) == "table" and type(arg[0]) == "string" and arg[0]:match("%.lua$") then add_script_dir(arg[0]) end
 
 return M
