@@ -69,6 +69,8 @@ bench: deps all
 	$(MAKE) BUILD=build-nohooks DEFS=-DMILUA_NO_HOOKS build-nohooks/milua
 	OPENBLAS_NUM_THREADS=1 ./milua bench/bench.lua
 
+# installs the executable, the generic stdlib and the man pages; the papers' code stays in
+# experiments/ (entry scripts and their helper folders), run from a checkout
 install: milua
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/milua/milua/data $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man3
 	install -m 755 milua $(DESTDIR)$(PREFIX)/bin/milua
