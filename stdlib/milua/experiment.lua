@@ -107,6 +107,7 @@ function M.start(argv, o)
     { "steps", nil, "training steps (default: the script's own)", "integer" },
     { "retrain", false, "train even when a checkpoint of the same recipe is in --out" },
   }
+  local kind = { out = "string", seed = "integer", quick = "boolean", steps = "integer", retrain = "boolean" }
   local spec, at = {}, {}
   for i, e in ipairs(common) do spec[i], at[e[1]] = e, i end
   for i, e in ipairs(o.flags or {}) do
@@ -114,7 +115,18 @@ function M.start(argv, o)
       error("experiment.start: flags entry " .. i .. " must be {name, default, help}", 2)
     end
     local key = e[1]:gsub("-", "_")
-    if at[key] then spec[at[key]] = e else spec[#spec + 1] = e end
+    if at[key] then
+      -- a common flag given a new default or help: same type, and --steps stays "none or >= 1"
+      local t = e[4] or (math.type(e[2]) == "integer" and "integer") or (e[2] ~= nil and type(e[2])) or nil
+      if t ~= kind[key] or (key == "steps" and e[2] ~= nil and e[2] < 1) then
+        error(string.format("experiment.start: '%s' is a common flag (%s%s); a script's entry may change its " ..
+          "default and help only, got default %s", key, kind[key], key == "steps" and ", default none or >= 1" or "",
+          tostring(e[2])), 2)
+      end
+      spec[at[key]] = e
+    else
+      spec[#spec + 1] = e
+    end
   end
 
   local ok, opts = pcall(cli.parse, argv, spec, o.about)

@@ -192,6 +192,11 @@ do
     experiment.start({ [0] = "x", "--out", root .. "/prog" }, { name = "x", flags = { { "n", nil, "no type" } } })
   end, "cli.parse: flag 'n' has no usable type", "a bad flag spec is the script's error, raised")
   write_file(root .. "/experiments/tiny/other.lua", "return 'found by start'\n")
+  for _, bad in ipairs({ { "steps", 0, "zero steps" }, { "seed", "one", "a word" }, { "quick", 1, "a number" } }) do
+    test.throws(function()
+      experiment.start({ [0] = "x", "--out", root .. "/prog" }, { name = "x", flags = { bad } })
+    end, "experiment.start: '" .. bad[1] .. "' is a common flag", "a common flag redefined with " .. bad[3] .. " is refused")
+  end
   local E = experiment.start({ [0] = root .. "/experiments/prog.lua", "--out", root .. "/prog" }, { name = "prog" })
   test.is(require "tiny.other", "found by start", "start puts the folder of the script it is given on package.path")
   test.is(E.out, root .. "/prog", "E.out is --out")
