@@ -77,8 +77,11 @@ end
 -- seed, so a reused checkpoint sees the same test data as a fresh run
 function R.test_sets(r, kinds)
   T.seed(r.seed * 7919 + 17)
+  local names = {}
+  for name in pairs(kinds) do names[#names + 1] = name end
+  table.sort(names)   -- drawn in a fixed order: pairs() order changes from run to run
   local out = {}
-  for name, ordered in pairs(kinds) do out[name] = lego.batch(r.n_test, r.n_var, { ordered = ordered }) end
+  for _, name in ipairs(names) do out[name] = lego.batch(r.n_test, r.n_var, { ordered = kinds[name] }) end
   return out
 end
 
