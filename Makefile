@@ -132,6 +132,8 @@ fuzz: fuzz-deps build-fuzz/safetensors build-fuzz/json
 	  { tail -20 build-fuzz/bindings.log; echo "add the sequence to tests/fuzz/corpus/bindings.txt"; exit 1; }; \
 	tail -1 build-fuzz/bindings.log
 
+# installs the executables, the generic stdlib and the man pages; the papers' code stays in
+# experiments/ (entry scripts and their helper folders), run from a checkout
 install: milua milua-sweep
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/milua/milua/data $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man3
 	install -m 755 milua $(DESTDIR)$(PREFIX)/bin/milua

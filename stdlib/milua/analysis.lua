@@ -55,6 +55,7 @@
 --   head_score(cache, tokens, predicate(b, q, k, toks), {query = fn(b, q, toks)})
 --   same_token_score(cache, tokens, {query_tokens | query, causal}) -> scores, uniform baseline
 --   prev_token_score(cache), first_token_score(cache), attention_mass(cache, key_mask, query_mask)
+--   best_head(scores) -> {layer (0-based), head, score}; heads_over(scores, threshold) -> list, best first
 local analysis = {}
 
 for _, part in ipairs({ "stats", "interventions", "patching", "readout", "heads" }) do

@@ -25,8 +25,9 @@
 -- stay the same).
 -- T.seed(E.opts.seed) has been called when start returns.
 --
--- Paper helpers: the script's directory (experiments/) is put first on package.path, so
--- `require "lego.batcher"` loads experiments/lego/batcher.lua from any working directory. Each
+-- Paper helpers: the script's directory (experiments/) is put first on package.path when this
+-- module is loaded (from the global arg[0]) and again by start, so `require "lego.recipe"` loads
+-- experiments/lego/recipe.lua from any working directory, before or after start. Each
 -- paper keeps its helpers in a folder named after the paper beside its entry scripts
 -- (experiments/<paper>/<part>.lua, required as "<paper>.<part>").
 --
@@ -71,6 +72,14 @@ local function script_dir(path)
   return dir
 end
 
+-- puts the script's own folder first on package.path: experiments/<paper>/<part>.lua is "<paper>.<part>"
+local function add_script_dir(script)
+  local dir = script_dir(script)
+  local entry = dir .. "/?.lua;"
+  if not package.path:find(entry, 1, true) then package.path = entry .. package.path end
+  return dir
+end
+
 -- makes dir and proves it writable by creating and removing a file in it
 local function writable_dir(dir)
   local ok, err = sys.mkdir(dir)
@@ -98,6 +107,7 @@ function M.start(argv, o)
     { "steps", nil, "training steps (default: the script's own)", "integer" },
     { "retrain", false, "train even when a checkpoint of the same recipe is in --out" },
   }
+  local kind = { out = "string", seed = "integer", quick = "boolean", steps = "integer", retrain = "boolean" }
   local spec, at = {}, {}
   for i, e in ipairs(common) do spec[i], at[e[1]] = e, i end
   for i, e in ipairs(o.flags or {}) do
@@ -105,7 +115,18 @@ function M.start(argv, o)
       error("experiment.start: flags entry " .. i .. " must be {name, default, help}", 2)
     end
     local key = e[1]:gsub("-", "_")
-    if at[key] then spec[at[key]] = e else spec[#spec + 1] = e end
+    if at[key] then
+      -- a common flag given a new default or help: same type, and --steps stays "none or >= 1"
+      local t = e[4] or (math.type(e[2]) == "integer" and "integer") or (e[2] ~= nil and type(e[2])) or nil
+      if t ~= kind[key] or (key == "steps" and e[2] ~= nil and e[2] < 1) then
+        error(string.format("experiment.start: '%s' is a common flag (%s%s); a script's entry may change its " ..
+          "default and help only, got default %s", key, kind[key], key == "steps" and ", default none or >= 1" or "",
+          tostring(e[2])), 2)
+      end
+      spec[at[key]] = e
+    else
+      spec[#spec + 1] = e
+    end
   end
 
   local ok, opts = pcall(cli.parse, argv, spec, o.about)
@@ -120,10 +141,7 @@ function M.start(argv, o)
   local wok, werr = writable_dir(opts.out)
   if not wok then die(script, "flag --out: " .. werr) end
 
-  -- the script's own folder: experiments/<paper>/<part>.lua is "<paper>.<part>"
-  local dir = script_dir(script)
-  local entry = dir .. "/?.lua;"
-  if not package.path:find(entry, 1, true) then package.path = entry .. package.path end
+  local dir = add_script_dir(script)
 
   T.seed(opts.seed)
   return setmetatable({ name = o.name, script = script, opts = opts, out = opts.out, dir = dir,
@@ -248,5 +266,9 @@ function E:finish(results)
   print(string.format("wrote %s in %s (%.0f s in all)", table.concat(files, ", "), self.out, results.wall_seconds))
   return path
 end
+
+-- the running script's folder goes on package.path as soon as this module is loaded, so a script
+-- can require its helpers (for its flag list, say) before calling experiment.start
+if type(arg) == "table" and type(arg[0]) == "string" and arg[0]:match("%.lua$") then add_script_dir(arg[0]) end
 
 return M

@@ -2,15 +2,19 @@
 local test = require "milua.test"
 local json = require "milua.json"
 local sys = require "milua.sys"
-local AA = require "milua.addition_analysis"
 local addition = require "milua.data.addition"
+-- the addition helpers live beside the script, in experiments/addition/ (tests run from the project root)
+package.path = "experiments/?.lua;" .. package.path
+local algorithm = require "addition.algorithm"
+local evaluate = require "addition.evaluate"
+local results = require "addition.results"
 
 -- ---------------------------------------------------------------- the equivalent algorithm
 local function digits(s) local t = {}; for ch in s:gmatch("%d") do t[#t + 1] = tonumber(ch) end; return t end
-test.is(AA.algorithm(33357, 82243, 5), digits("115600"), "algorithm: 33357+82243 (S2, one sum-9 column) is right")
-test.is(AA.algorithm(555, 445, 5), digits("000000"), "algorithm: 00555+00445 (S3) loses the carry two sum-9 columns up")
-test.is(AA.algorithm(12345, 54321, 5), digits("066666"), "algorithm: 12345+54321 (S0)")
-test.is(AA.algorithm(99999, 1, 5), digits("099000"), "algorithm: 99999+00001 (S5) carries two sum-9 columns up, then loses it")
+test.is(algorithm.answer(33357, 82243, 5), digits("115600"), "algorithm.answer: 33357+82243 (S2, one sum-9 column) is right")
+test.is(algorithm.answer(555, 445, 5), digits("000000"), "algorithm.answer: 00555+00445 (S3) loses the carry two sum-9 columns up")
+test.is(algorithm.answer(12345, 54321, 5), digits("066666"), "algorithm.answer: 12345+54321 (S0)")
+test.is(algorithm.answer(99999, 1, 5), digits("099000"), "algorithm.answer: 99999+00001 (S5) carries two sum-9 columns up, then loses it")
 -- the algorithm is exact below S3 and wrong on every S3+ question (it looks two columns back)
 do
   local T = require "milua.tensor"
@@ -18,7 +22,7 @@ do
   local b = addition.batch(3000, 5, { enrich = true, enrich_prob = 1 })
   local bad = { exact_below_s3 = 0, right_on_s3_plus = 0, s3_plus = 0 }
   for i = 1, #b.x do
-    local ok = table.concat(AA.algorithm(b.x[i], b.y[i], 5)) == table.concat(addition.answer_digits(b.x[i], b.y[i], 5))
+    local ok = table.concat(algorithm.answer(b.x[i], b.y[i], 5)) == table.concat(addition.answer_digits(b.x[i], b.y[i], 5))
     if b.class[i] >= "S3" then
       bad.s3_plus = bad.s3_plus + 1
       if ok then bad.right_on_s3_plus = bad.right_on_s3_plus + 1 end
@@ -27,9 +31,9 @@ do
   test.is(bad.exact_below_s3, 0, "algorithm = true sum on every S0..S2 question (3000 enriched)")
   test.ok(bad.s3_plus > 0 and bad.right_on_s3_plus == 0, "algorithm wrong on every S3+ question (" .. bad.s3_plus .. ")")
 end
-test.is(AA.token_labels(5)[1], "x4", "token label of position 1")
-test.is(AA.token_labels(5)[12], "=", "token label of position 12")
-test.is(AA.token_labels(5)[18], "A0", "token label of position 18")
+test.is(evaluate.token_labels(5)[1], "x4", "token label of position 1")
+test.is(evaluate.token_labels(5)[12], "=", "token label of position 12")
+test.is(evaluate.token_labels(5)[18], "A0", "token label of position 18")
 
 -- ---------------------------------------------------------------- the script, end to end
 local milua = arg and arg[-1] or ((os.getenv("MILUA_BUILD") or "build") .. "/milua")
@@ -43,7 +47,7 @@ sys.mkdir(out)
 local ok, how, code = os.execute(cmd)
 local seconds = sys.clock() - t0
 test.ok(ok == true and code == 0, "milua experiments/addition.lua --quick exits 0 (" .. tostring(how) .. " " .. tostring(code) .. ")")
-test.note(string.format("--quick took %.1f s (load average %s)", seconds, AA.loadavg()))
+test.note(string.format("--quick took %.1f s (load average %s)", seconds, results.loadavg()))
 if not ok then
   local f = io.open(out .. ".log")
   if f then test.diag(f:read("a")); f:close() end
@@ -122,9 +126,36 @@ for _, name in ipairs({ "digit_loss", "digit_loss_early", "digit_buckets", "stai
   test.png(out .. "/" .. name .. ".png", name .. ".png is a valid PNG")
 end
 
+-- ---------------------------------------------------------------- the checks and the report
+local checks = res.checks or {}
+for _, name in ipairs({ "acc_overall_ge_0_95", "s2_ge_0_85", "s3_at_least_0_2_below_s2" }) do
+  test.ok(type(checks[name]) == "table" and type(checks[name].holds) == "boolean" and type(checks[name].text) == "string",
+    "checks." .. name .. ": {holds, text}")
+end
+test.is(checks.acc_overall_ge_0_95 and checks.acc_overall_ge_0_95.holds, (res.acc_overall or -1) >= 0.95,
+  "checks.acc_overall_ge_0_95 holds exactly when acc_overall >= 0.95")
+do
+  local f = io.open(out .. "/report.txt")
+  local text = f and f:read("a") or ""
+  if f then f:close() end
+  test.ok(text:find("== attention staircase", 1, true) and text:find("check s2_ge_0_85: ", 1, true),
+    "report.txt holds the printed report and the checks")
+end
+
+-- ---------------------------------------------------------------- a second run reuses the model
+do
+  local ok2 = os.execute(cmd)
+  test.ok(ok2, "a second run on the same --out succeeds")
+  local res2 = ok2 and json.read(out .. "/results.json") or {}
+  test.is(res2.train_seconds, res.train_seconds, "it reuses the checkpoint (the training time is the first run's)")
+  for _, key in ipairs({ "acc_by_class", "loss_curves", "bucket_curves", "class_curve", "staircase", "agree_algorithm",
+    "digit_learned_step", "final_train_loss" }) do
+    test.is(res2[key], res[key], "the reused model measures the same " .. key)
+  end
+end
+
 -- clean up
 for _, p in ipairs(pngs) do os.remove(p) end
-os.remove(out .. "/results.json")
+os.execute("rm -rf '" .. out .. "'")
 os.remove(out .. ".log")
-os.remove(out)
 test.done()

@@ -5,7 +5,13 @@ local test = require "milua.test"
 local json = require "milua.json"
 local sys = require "milua.sys"
 local lego = require "milua.data.lego"
-local LA = require "milua.lego_analysis"
+local analysis = require "milua.analysis"
+-- the LEGO helpers live beside the scripts, in experiments/lego/ (the tests run from the project root)
+package.path = "experiments/?.lua;" .. package.path
+local recipe = require "lego.recipe"
+local curriculum = require "lego.curriculum"
+local attention = require "lego.attention"
+local cost = require "lego.cost"
 
 -- ---- the association score on hand-made patterns ----
 T.seed(3)
@@ -24,19 +30,20 @@ local pats = { T.stack({ ident, uniform }, 2), T.stack({ selfonly, uniform * 0.5
 
 -- every chain variable but the last occurs twice: one twin, so the uniform mass is 1/T
 local expect_base = 1 / Tn
-for _, f in ipairs({ { "LA.assoc_score", LA.assoc_score }, { "LA.assoc_score_own", LA.assoc_score_own } }) do
-  local s, base = f[2](pats, tok)
-  test.is(s:shape(), { 2, 2 }, f[1] .. ": one score per layer and head")
-  test.close(s[1][1]:item(), 1, 1e-5, f[1] .. ": attending only to identical tokens scores 1")
-  test.close(s[1][2]:item(), base, 1e-5, f[1] .. ": uniform attention scores the baseline")
-  test.close(base, expect_base, 1e-6, f[1] .. ": baseline = one twin among T keys = 1/T")
-  test.close(s[2][1]:item(), 0, 1e-6, f[1] .. ": attending to oneself is not association")
-  test.close(s[2][2]:item(), 0.5 + 0.5 * base, 1e-5, f[1] .. ": scores are linear in the pattern")
+do
+  local f = "attention.assoc_score"
+  local s, base = attention.assoc_score(pats, tok)
+  test.is(s:shape(), { 2, 2 }, f .. ": one score per layer and head")
+  test.close(s[1][1]:item(), 1, 1e-5, f .. ": attending only to identical tokens scores 1")
+  test.close(s[1][2]:item(), base, 1e-5, f .. ": uniform attention scores the baseline")
+  test.close(base, expect_base, 1e-6, f .. ": baseline = one twin among T keys = 1/T")
+  test.close(s[2][1]:item(), 0, 1e-6, f .. ": attending to oneself is not association")
+  test.close(s[2][2]:item(), 0.5 + 0.5 * base, 1e-5, f .. ": scores are linear in the pattern")
 end
 do
-  local best = LA.best_head(LA.assoc_score(pats, tok))
+  local best = analysis.best_head(attention.assoc_score(pats, tok))
   test.is({ best.layer, best.head }, { 0, 1 }, "best_head: 0-based layer, 1-based head")
-  test.is(#LA.heads_over(LA.assoc_score(pats, tok), 0.4), 2, "heads_over: the heads at or above a threshold")
+  test.is(#analysis.heads_over(attention.assoc_score(pats, tok), 0.4), 2, "heads_over: the heads at or above a threshold")
 end
 
 -- split by role: a head whose operand occurrences read their defining twin and whose defining
@@ -44,24 +51,32 @@ end
 do
   local def = b.eval_mask:unsqueeze(3)                                       -- [B, T, 1]
   local oneway = T.where(def:gt(0), eye:unsqueeze(1):expand(B, Tn, Tn):float(), ident)
-  local r = LA.assoc_by_role({ T.stack({ ident, oneway, uniform }, 2) }, tok, b.eval_mask)
+  local r = attention.assoc_by_role({ T.stack({ ident, oneway, uniform }, 2) }, tok, b.eval_mask)
   test.is(r.n.defining, B * (n_var - 1), "assoc_by_role: every variable but the last has a defining query with a twin")
   test.is(r.n.operand, B * (n_var - 1), "assoc_by_role: and an operand query")
   test.close(r.operand[1][1]:item(), 1, 1e-5, "assoc_by_role: identity attention reads the twin from the operand side")
   test.close(r.defining[1][1]:item(), 1, 1e-5, "assoc_by_role: and from the defining side")
   test.close(r.operand[1][2]:item(), 1, 1e-5, "assoc_by_role: a one-way head reads the definition from the operand")
   test.close(r.defining[1][2]:item(), 0, 1e-6, "assoc_by_role: and nothing from the defining side")
-  test.close(LA.assoc_score({ T.stack({ ident, oneway, uniform }, 2) }, tok)[1][2]:item(), 0.5, 1e-5,
+  test.close(attention.assoc_score({ T.stack({ ident, oneway, uniform }, 2) }, tok)[1][2]:item(), 0.5, 1e-5,
     "a one-way head's association score is the mean of the two roles: 0.5")
   test.close(r.operand[1][3]:item(), 1 / Tn, 1e-5, "assoc_by_role: uniform attention gives 1/T on each side")
+end
+
+-- a role with no query at all (no defining occurrence marked) scores 0, with the right shape
+do
+  local r = attention.assoc_by_role({ T.stack({ ident, uniform }, 2), T.stack({ uniform, ident }, 2) }, tok, T.zeros(B, Tn))
+  test.is(r.n.defining, 0, "assoc_by_role: no defining query")
+  test.is({ r.defining:shape(), r.defining:abs():sum():item() }, { { 2, 2 }, 0 }, "assoc_by_role: an empty role scores 0 per layer and head")
+  test.close(r.operand[1][1]:item(), 1, 1e-5, "assoc_by_role: every variable query is then an operand query")
 end
 
 -- a model's own patterns go through the same path: scores lie in [0, 1]
 do
   T.seed(1)
-  local m = LA.model { n_var = n_var, n_layers = 2, d_model = 16, n_heads = 2, d_mlp = 32,
+  local m = recipe.model { n_var = n_var, n_layers = 2, d_model = 16, n_heads = 2, d_mlp = 32,
     fixed_patterns = { [1] = "assoc" } }
-  local s = LA.assoc(m, b)
+  local s = attention.assoc(m, b)
   test.close(s:select(2, 1), 1, 1e-5, "a fixed association head (LEGO attention module) scores 1 in every layer")
   test.ok(s:select(2, 2):max():item() < 0.5, "a random head does not")
 end
@@ -71,16 +86,30 @@ end
 do
   local cfg = { n_layers = 2, d_model = 8, n_heads = 2, d_head = 4, d_mlp = 16, d_vocab = 36, d_vocab_out = 2,
     fixed_patterns = { [1] = "assoc" } }
-  local f = LA.flops(cfg, 5)
-  test.is(f.saved, 2 * 840, "LA.flops: a fixed head saves its Q, K and scores in every layer")
+  local f = cost.flops(cfg, 5)
+  test.is(f.saved, 2 * 840, "cost.flops: a fixed head saves its Q, K and scores in every layer")
   -- per layer: Q, K, V 1920; scores 400; apply 400; output 640; MLP 2560. Unembed 2*5*8*2 = 160
-  test.is(f.total, 2 * (1920 + 400 + 400 + 640 + 2560) + 160, "LA.flops: the total counts every product once")
+  test.is(f.total, 2 * (1920 + 400 + 400 + 640 + 2560) + 160, "cost.flops: the total counts every product once")
+end
+
+-- ---- the test sets: drawn from their own seed, in the sorted order of their names (pairs() order
+-- changes from one process to the next, and with it which set got which sequences)
+do
+  local r = { seed = 4, n_test = 20, n_var = 4 }
+  local sets = recipe.test_sets(r, { shuffled = false, ordered = true, b_extra = false })
+  T.seed(4 * 7919 + 17)
+  local want = {}
+  for _, k in ipairs({ { "b_extra", false }, { "ordered", true }, { "shuffled", false } }) do
+    want[k[1]] = lego.batch(20, 4, { ordered = k[2] }).tokens
+  end
+  test.is({ sets.b_extra.tokens, sets.ordered.tokens, sets.shuffled.tokens }, { want.b_extra, want.ordered, want.shuffled },
+    "test_sets: drawn from seed * 7919 + 17 in the sorted order of the names")
 end
 
 -- ---- the training batcher: segments, operand labels, the curriculum's growth ----
 do
   T.seed(11)
-  local batch, st = LA.batcher { n_var = 5, tokens = 1024, curriculum = { start = 2, extra = 1, grow_at = 0.95 }, operands = 3.0 }
+  local batch, st = curriculum.batcher { n_var = 5, tokens = 1024, curriculum = { start = 2, extra = 1, grow_at = 0.95 }, operands = 3.0 }
   local tok, tgt, mask = batch(1)
   test.is(st.cur, 2, "batcher: the curriculum starts at chains of 2")
   test.is(tok:shape(), { 1024 // (5 * 3 + 2), 17 }, "batcher: cur + extra = 3 clauses per sequence, tokens // length rows")
@@ -110,8 +139,8 @@ do
   local function perfect() return T.one_hot(st.last.targets, 2) * 10 end
   st.observe(perfect())
   test.is(st.cur, 3, "batcher: accuracy >= grow_at at every depth grows the chains by one")
-  local b2, st2 = LA.batcher { n_var = 4, tokens = 512, curriculum = { start = 2, grow_at = 0.95 } }
-  local b3, st3 = LA.batcher { n_var = 4, tokens = 512, curriculum = { start = 2, grow_at = 0.95, max_stage = 3 } }
+  local b2, st2 = curriculum.batcher { n_var = 4, tokens = 512, curriculum = { start = 2, grow_at = 0.95 } }
+  local b3, st3 = curriculum.batcher { n_var = 4, tokens = 512, curriculum = { start = 2, grow_at = 0.95, max_stage = 3 } }
   for step = 1, 7 do
     for _, pair in ipairs({ { b2, st2 }, { b3, st3 } }) do
       pair[1](step)
@@ -137,15 +166,25 @@ local function run(script, flags)
   local out = dir .. "/" .. script
   local cmd = string.format("%s experiments/%s.lua --quick --out %s%s%s > %s/%s.log 2>&1", milua, script, out,
     flags or "", script == "lego_mimic" and extra or extra:gsub(" %-%-mimic_steps %d+", ""), dir, script)
-  local t0 = sys.clock()
-  local ok = os.execute(cmd)
-  local secs = sys.clock() - t0
+  -- the shell's `times` gives the CPU time of the script (user + system): unlike the wall clock it
+  -- does not grow when other jobs share the machine
+  local times = dir .. "/" .. script .. ".times"
+  local ok = os.execute(cmd .. "; st=$?; times > " .. times .. "; exit $st")
   test.ok(ok, script .. " --quick runs")
   if not ok then
     local f = io.open(dir .. "/" .. script .. ".log")
     if f then test.diag(f:read("a")); f:close() end
   end
-  test.ok(secs < 60 or os.getenv("MILUA_SANITIZED"), string.format("%s --quick takes under a minute (%.0f s)", script, secs))
+  local secs = 0 / 0
+  local f = io.open(times)
+  if f then
+    local _ = f:read("l")
+    local um, us, sm, ss = (f:read("l") or ""):match("(%d+)m([%d.]+)s%s+(%d+)m([%d.]+)s")
+    if um then secs = 60 * tonumber(um) + tonumber(us) + 60 * tonumber(sm) + tonumber(ss) end
+    f:close()
+  end
+  test.ok(secs < 60 or os.getenv("MILUA_SANITIZED"),
+    string.format("%s --quick takes under a minute of CPU time (%.1f s user + system)", script, secs))
   local okj, res = pcall(json.read, out .. "/results.json")
   test.ok(okj, script .. ": results.json parses")
   return okj and res or {}, out, secs
@@ -155,6 +194,18 @@ local function all_in(list, lo, hi)
   if type(list) ~= "table" or #list == 0 then return false end
   for _, v in ipairs(list) do if type(v) ~= "number" or v < lo or v > hi then return false end end
   return true
+end
+
+-- a bad flag: one line, non-zero status, nothing written
+do
+  local out = dir .. "/bad"
+  local ok = os.execute(string.format("%s experiments/lego_assoc.lua --steps 0 --out %s > %s/bad.log 2>&1", milua, out, dir))
+  local f = io.open(dir .. "/bad.log")
+  local text = f and f:read("a") or ""
+  if f then f:close() end
+  test.ok(not ok and text == "experiments/lego_assoc.lua: flag --steps: expected a positive number of steps, got 0\n",
+    "lego_assoc --steps 0: refused in one line")
+  test.ok(not sys.is_dir(out), "lego_assoc --steps 0: no output directory made")
 end
 
 do

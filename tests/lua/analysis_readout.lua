@@ -130,6 +130,21 @@ test.close(analysis.prev_token_score(pf), T.tensor({ { 1, 0.2 } }), 1e-6, "previ
 test.close(analysis.first_token_score(pf), T.tensor({ { 0.2, 1 } }), 1e-6, "first-token score: 1 for the BOS head")
 local g = analysis.head_score(pf, toks, function(b, q, k) return k == q - 1 end, { query = function(b, q) return q > 1 end })
 test.close(g, T.tensor({ { 1, 0.2 } }), 1e-6, "head_score with predicates reproduces the previous-token score")
+-- picking heads from a [n_layers, n_heads] score: 0-based layer, 1-based head, best first
+do
+  local sc = T.tensor({ { 0.1, 0.7, 0.3 }, { 0.9, 0.2, 0.7 } })
+  test.is(analysis.best_head(sc), { layer = 1, head = 1, score = sc[2][1]:item() }, "best_head: the highest score")
+  test.is(analysis.best_head({ { 0.5, 0.5 }, { 0.5, 0.1 } }), { layer = 0, head = 1, score = 0.5 },
+    "best_head: a nested table works; the first of equal scores wins")
+  local over = analysis.heads_over(sc, sc[1][2]:item())   -- 0.7 as stored (float32): "at" counts
+  test.is(#over, 3, "heads_over: the heads at or above the threshold (0.9, 0.7, 0.7)")
+  test.is({ over[1].layer, over[1].head }, { 1, 1 }, "heads_over: the highest first")
+  test.is(#analysis.heads_over(sc, 0.95), 0, "heads_over: none above every score")
+  test.throws(function() analysis.best_head(T.tensor({ 1, 2 })) end, "analysis.best_head: expected scores [n_layers, n_heads]",
+    "best_head: a 1-d tensor is refused")
+  test.throws(function() analysis.heads_over(sc, "high") end, "analysis.heads_over: threshold must be a number",
+    "heads_over: the threshold must be a number")
+end
 test.throws(function() analysis.same_token_score(pc, toks:narrow(2, 1, 5)) end, "tokens are", "token/pattern shape mismatch")
 test.throws(function() analysis.head_score({}, toks, function() return true end) end, "hook_pattern",
   "a cache without patterns")

@@ -36,11 +36,11 @@ write_file(root .. "/experiments/tiny.lua", [[
 local T = require "milua.tensor"
 local nn = require "milua.nn"
 local experiment = require "milua.experiment"
+local helper = require "tiny.helper"   -- before start: loading milua.experiment put experiments/ on the path
 local E = experiment.start(arg, {
   name = "tiny", about = "a tiny experiment",
   flags = { { "width", 8, "d_model" }, { "seed", 3, "the tiny seed" }, { "crash", false, "fail midway" } },
 })
-local helper = require "tiny.helper"   -- after start: its folder is on package.path from here on
 local o = E.opts
 local steps = o.steps or 5
 local recipe = { d_model = o.width, steps = steps }
@@ -191,7 +191,15 @@ do
   test.throws(function()
     experiment.start({ [0] = "x", "--out", root .. "/prog" }, { name = "x", flags = { { "n", nil, "no type" } } })
   end, "cli.parse: flag 'n' has no usable type", "a bad flag spec is the script's error, raised")
+  write_file(root .. "/experiments/tiny/other.lua", "return 'found by start'\n")
+  for _, bad in ipairs({ { "steps", 0, "zero steps" }, { "seed", "one", "a word" }, { "quick", 1, "a number" } }) do
+    test.throws(function()
+      experiment.start({ [0] = "x", "--out", root .. "/prog" }, { name = "x", flags = { bad } })
+    end, "experiment.start: '" .. bad[1] .. "' is a common flag", "a common flag redefined with " .. bad[3] .. " is refused")
+  end
   local E = experiment.start({ [0] = root .. "/experiments/prog.lua", "--out", root .. "/prog" }, { name = "prog" })
+  test.is(require "tiny.other", "found by start", "start puts the folder of the script it is given on package.path")
+  test.is(E.out, root .. "/prog", "E.out is --out")
   test.throws(function() E:check("x", 1, "text") end, "holds must be true or false", "E:check wants a boolean")
   test.throws(function() E:model("a/b", {}, function() end) end, "plain file name", "E:model wants a plain name")
   test.throws(function() E:model("m", { f = print }, function() end) end, "not plain data", "a recipe holding a function")

@@ -210,4 +210,42 @@ function M.first_token_score(src)
   return (M.attention_mass(pats, km, qm, fn))
 end
 
+-- a [n_layers, n_heads] score tensor or nested table, as rows of numbers
+local function score_rows(scores, fn)
+  local t = T.is_tensor(scores) and scores:totable() or scores
+  if type(t) ~= "table" or type(t[1]) ~= "table" or type(t[1][1]) ~= "number" then
+    U.fail(fn, "expected scores [n_layers, n_heads] (a tensor or nested table), got %s",
+      T.is_tensor(scores) and U.shape_str(scores) or type(scores))
+  end
+  return t
+end
+
+--- analysis.best_head(scores [n_layers, n_heads]) -> {layer (0-based), head (1-based), score}
+-- the highest score; the first (lowest layer, then head) among equals
+function M.best_head(scores)
+  local best
+  for l, row in ipairs(score_rows(scores, "analysis.best_head")) do
+    for h, v in ipairs(row) do
+      if not best or v > best.score then best = { layer = l - 1, head = h, score = v } end
+    end
+  end
+  return best
+end
+
+--- analysis.heads_over(scores [n_layers, n_heads], threshold) -> list of {layer (0-based), head, score}
+-- every head scoring at least threshold, highest first
+function M.heads_over(scores, threshold)
+  local fn = "analysis.heads_over"
+  local rows = score_rows(scores, fn)
+  threshold = U.num(threshold, fn, "threshold")
+  local out = {}
+  for l, row in ipairs(rows) do
+    for h, v in ipairs(row) do
+      if v >= threshold then out[#out + 1] = { layer = l - 1, head = h, score = v } end
+    end
+  end
+  table.sort(out, function(a, b) return a.score > b.score end)
+  return out
+end
+
 return M

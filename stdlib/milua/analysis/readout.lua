@@ -1,6 +1,7 @@
 -- milua.analysis.readout: the logit lens and direct logit attribution.
 local T = require "milua.tensor"
 local U = require "milua.analysis.util"
+local nn = require "milua.nn"
 
 local M = {}
 
@@ -14,12 +15,13 @@ local function check_norm(model, fn)
   end
 end
 
--- the final LayerNorm applied to x [..., D] with scale [..., 1] (nil: recomputed from x)
+-- the final LayerNorm applied to x [..., D]: recomputed by the model's own kernel (nn.layer_norm),
+-- or with a given (frozen) scale [..., 1]: centre, divide by the scale, weight and bias
 local function ln_final(model, x, scale)
   if model.cfg.normalization == "none" then return x end
-  local xc = x - x:mean(-1, true)
-  scale = scale or ((xc * xc):mean(-1, true) + EPS):sqrt()
-  return xc / scale * model.params["ln_final.w"] + model.params["ln_final.b"]
+  local w, b = model.params["ln_final.w"], model.params["ln_final.b"]
+  if not scale then return nn.layer_norm(x, w, b, model.cfg.ln_eps or EPS) end
+  return (x - x:mean(-1, true)) / scale * w + b
 end
 
 -- the residual stream entering layer 0: hook_resid_pre of layer 0, or embed + pos_embed
