@@ -13,6 +13,14 @@ local function check_norm(model, fn)
   if nrm ~= "LN" and nrm ~= "none" then
     U.fail(fn, "normalization '%s' is not supported (only the pre-LN \"LN\" and \"none\")", tostring(nrm))
   end
+  -- a post-LN block normalises the whole stream after each sum, so the stream is not a sum of
+  -- components read through one final LayerNorm; a readout replaces the unembedding
+  if model.cfg.ln_position == "post" then
+    U.fail(fn, "a post-LN model has no final LayerNorm to read the stream through (only pre-LN models)")
+  end
+  if (model.cfg.readout or "unembed") ~= "unembed" then
+    U.fail(fn, "the model's readout is '%s'; the lens and DLA read through the unembedding", tostring(model.cfg.readout))
+  end
 end
 
 -- the final LayerNorm applied to x [..., D]: recomputed by the model's own kernel (nn.layer_norm),
