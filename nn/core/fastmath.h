@@ -6,9 +6,6 @@
 #include <stdint.h>
 #include <string.h>
 
-/* the vector helpers below are always inlined, so the AVX return-value ABI note does not apply */
-#pragma GCC diagnostic ignored "-Wpsabi"
-
 /* eight lanes: one AVX register, or two SSE registers on the baseline build */
 typedef float mt_v4f __attribute__((vector_size(32)));
 typedef int32_t mt_v4i __attribute__((vector_size(32)));
@@ -17,7 +14,7 @@ static inline mt_v4f mt_v4_splat(float x) { return (mt_v4f){x, x, x, x, x, x, x,
 
 /* hot array loops are compiled twice on x86-64, for AVX2+FMA and for the baseline,
    and the loader picks one for the machine (GCC function multiversioning) */
-#if defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__)
+#if defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__) && !defined(__clang__)   /* clang: the fuzz build */
 #define MT_MULTIVERSION __attribute__((target_clones("arch=x86-64-v3", "default")))
 #else
 #define MT_MULTIVERSION

@@ -560,6 +560,8 @@ static void fix_decimal_point(char *buf) {
 
 void mt_jbuf_number(mt_jbuf *b, double v) {
   if (!isfinite(v)) { mt_jbuf_puts(b, "null"); return; }
+  /* "-0" would read back as the integer 0: the sign of a negative zero needs a fraction */
+  if (v == 0 && signbit(v)) { mt_jbuf_puts(b, "-0.0"); return; }
   if (v == floor(v) && fabs(v) < 9007199254740992.0) {   /* exact integers print as such */
     mt_jbuf_printf(b, "%.0f", v);
     return;
