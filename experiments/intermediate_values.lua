@@ -160,6 +160,17 @@ do
     xlabel = "value and component", width = 1400, height = 120 + 60 * #layers })
 end
 
+-- the summary: best |r| over the components, per layer and value (small: cells print values)
+do
+  local rows, yt = {}, {}
+  for li, l in ipairs(layers) do
+    rows[li], yt[li] = {}, "layer " .. l
+    for j, name in ipairs(names) do rows[li][j] = best_by_layer[name][li].abs_r end
+  end
+  plot.heatmap(rows, E:file("best_r.png"), { title = "best |r| of any of the " .. o.components .. " components",
+    xticks = names, yticks = yt, vmin = 0, vmax = 1, cmap = "viridis", clabel = "|r|", xlabel = "value" })
+end
+
 -- ------------------------------------------------------------------ 3. manipulation
 local examples = analysis_set.examples
 local b_grid = {}

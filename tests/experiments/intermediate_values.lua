@@ -188,7 +188,7 @@ end
 test.ok(type(res.control) == "table" and res.control.layer == mp.layer and res.control.component ~= mp.component
   and res.control.swing_fraction >= 0, "control: another component of the same layer, with a swing")
 test.is(res.weight_edit and res.weight_edit.undo_max_diff, 0, "the weight edit is undone exactly")
-for _, p in ipairs({ "trace_heatmap", "manipulation", "locality", "locality_median", "control" }) do
+for _, p in ipairs({ "trace_heatmap", "best_r", "manipulation", "locality", "locality_median", "control" }) do
   test.png(out .. "/" .. p .. ".png", p .. ".png is a PNG", 100)
 end
 test.ok(type(res.checks) == "table" and res.checks.r2_template and type(res.checks.r2_template.holds) == "boolean",
