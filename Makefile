@@ -22,7 +22,7 @@ VM_OBJ   := $(VM_SRC:%.c=$(BUILD)/%.o)
 CTESTS   := $(patsubst tests/c/%.c,$(BUILD)/tests/%,$(wildcard tests/c/*.c))
 DEPS     := liblua5.4-dev libopenblas-dev libpng-dev libreadline-dev perl python3-numpy
 
-.PHONY: all deps check test test-asan demo bench install clean fuzz fuzz-deps
+.PHONY: all deps check test test-asan demo bench soak install clean fuzz fuzz-deps
 all: milua
 
 deps:
@@ -73,6 +73,10 @@ bench: deps all
 	$(MAKE) BUILD=build-nohooks DEFS=-DMILUA_NO_HOOKS build-nohooks/milua
 	OPENBLAS_NUM_THREADS=1 ./milua bench/bench.lua
 
+# 10^5 training steps with hooks and caches in use, memory sampled: flat after warm-up (not in check)
+soak: deps all
+	OPENBLAS_NUM_THREADS=1 ./milua bench/soak.lua --out out/soak
+
 # libFuzzer harnesses (tests/fuzz/*.c) of every reader of outside bytes, under ASan+UBSan.
 # FUZZ_SECONDS per harness; crashes land in tests/fuzz/corpus/<harness>/ as crash-*, which
 # make check replays (tests/c/fuzz_replay.c). New interesting inputs go to build-fuzz/corpus.
@@ -98,6 +102,12 @@ fuzz: fuzz-deps build-fuzz/safetensors build-fuzz/json
 	    -artifact_prefix=tests/fuzz/corpus/$$h/ build-fuzz/corpus/$$h tests/fuzz/corpus/$$h 2>&1 | \
 	    grep -E '^(stat::number_of_executed_units|stat::new_units_added|==.*ERROR|SUMMARY)' || true; \
 	done
+	$(MAKE) BUILD=build-asan OPT=-O1 SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" build-asan/milua
+	@echo "fuzzing the bindings for $(FUZZ_SECONDS) s (a crash: the last 'sequence N' line names it)"
+	@first=$$(date +%s); ASAN_OPTIONS=detect_leaks=0 OMP_NUM_THREADS=1 build-asan/milua tests/fuzz/bindings.lua \
+	  --seconds $(FUZZ_SECONDS) --first $$first > build-fuzz/bindings.log 2>&1 || \
+	  { tail -20 build-fuzz/bindings.log; echo "add the sequence to tests/fuzz/corpus/bindings.txt"; exit 1; }; \
+	tail -1 build-fuzz/bindings.log
 
 install: milua
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/milua/milua/data $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man3

@@ -1,8 +1,9 @@
 /* libFuzzer harness of the JSON codec (nn/io/json.c): any bytes either parse or are refused
    with a message. What parses is written back, and the text milua writes parses again to a
-   tree that writes the same bytes (the writer's output is a fixed point). `make fuzz` builds
-   it with clang's libFuzzer, ASan and UBSan; tests/c/fuzz_replay.c replays the corpus in
-   tests/fuzz/corpus/json in `make check`. */
+   tree that writes the same bytes (the writer's output is a fixed point); the indented
+   writing of it is the same document. `make fuzz` builds it with clang's libFuzzer, ASan
+   and UBSan; tests/c/fuzz_replay.c replays the corpus in tests/fuzz/corpus/json in `make
+   check`. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +34,16 @@ int FUZZ_ENTRY(const uint8_t *data, size_t size) {
   char *again = mt_json_dump(w, &n2);
   if (!again || n1 != n2 || memcmp(text, again, n1) != 0) json_fail("writing is not a fixed point");
   free(again);
+  /* the indented text is the same document */
+  mt_jbuf ib = MT_JBUF_INIT;
+  if (mt_json_write_indented(&ib, v, "  ")) json_fail("a parsed tree cannot be written indented");
+  mt_json *u = mt_json_parse(ib.data, ib.len, err, sizeof err);
+  if (!u) json_fail("the indented output does not parse");
+  again = mt_json_dump(u, &n2);
+  if (!again || n1 != n2 || memcmp(text, again, n1) != 0) json_fail("indenting changes the document");
+  free(again);
+  mt_json_free(u);
+  mt_jbuf_free(&ib);
   free(text);
   mt_json_free(w);
   mt_json_free(v);
