@@ -261,7 +261,7 @@ do
   local _, sv, vh = T.svd(u:view(SEQ, o.d_model))
   local v = vh[1]:contiguous()
   local share = sv[1]:item() ^ 2
-  local hook = "blocks." .. l .. ".hook_resid_post"
+  local hook = trace.output_hook(model, l)
   local base = pred
   local function deltas(p)
     local d, mean_abs, mean = {}, 0, 0
@@ -355,7 +355,7 @@ local mbc_out = strip(mbc)
 mbc_out.m, mbc_out.prediction = nil, nil
 E:finish({
   r2_template = r2_template, r2_random = r2_random, answer_range = answer_range, predictions = pred,
-  trace = { values = names, layers = layers, abs_r = tr.abs_r, explained_ratio = tr.explained_ratio },
+  trace = { values = names, layers = layers, hook = trace.output_hook(model, 0):gsub("^blocks%.0%.", ""), abs_r = tr.abs_r, explained_ratio = tr.explained_ratio },
   best = best, best_by_layer = best_by_layer,
   manipulation = strip(mb), manipulation_bc = mbc_out,
   control = { layer = mc.layer, component = mc.component, swing_fraction = mc.swing_fraction, spearman = mc.spearman,

@@ -18,7 +18,7 @@
 -- If the component carries the value, f_p and f_a agree.
 --
 --   local MP = require "intermediate_values.manipulate"
---   MP.set_hook(layer, pca, k, fn(s) -> new coefficients [B]) -> hooks
+--   MP.set_hook(hook_name, pca, k, fn(s) -> new coefficients [B]) -> hooks
 --   MP.grid(s_min, s_max, count) -> {t_1..t_count}
 --   MP.sweep(reg, scale, tokens, layer, pca, k, grid) -> pred[i][g] (answer units)
 --   MP.summary(pred, grid, answer_range) -> {mean [g], spearman, swing, swing_fraction}
@@ -30,11 +30,11 @@ local T = require "milua.tensor"
 local analysis = require "milua.analysis"
 local arith = require "milua.data.arithmetic"
 local R = require "intermediate_values.regressor"
+local trace = require "intermediate_values.trace"
 
 local M = {}
 
-function M.set_hook(layer, pca, k, fn)
-  local name = "blocks." .. layer .. ".hook_resid_post"
+function M.set_hook(name, pca, k, fn)
   local u = pca.components[k]:contiguous()
   local mu = (pca.mean * u):sum():item()
   local ucol, urow = u:view(-1, 1), u:view(1, -1)
@@ -58,7 +58,7 @@ function M.sweep(reg, scale, tokens, layer, pca, k, grid)
   local pred = {}
   for i = 1, n do pred[i] = {} end
   for g, t in ipairs(grid) do
-    local hooks = M.set_hook(layer, pca, k, function(s) return T.full({ s:numel() }, t) end)
+    local hooks = M.set_hook(trace.output_hook(reg.model, layer), pca, k, function(s) return T.full({ s:numel() }, t) end)
     local y = R.values(reg, tokens, scale, function() return hooks end)
     for i = 1, n do pred[i][g] = y[i] end
   end
@@ -86,7 +86,6 @@ M.targets = {
 
 -- the coefficient of every instance with b replaced by each value of b_grid (a, c fixed)
 function M.actual(model, examples, layer, pca, k, b_grid, seq_len)
-  local trace = require "intermediate_values.trace"
   local out, per = {}, math.max(1, 2000 // #b_grid)
   for first = 1, #examples, per do
     local last = math.min(#examples, first + per - 1)

@@ -1,8 +1,11 @@
 -- Tracing (Matsumoto et al.): each layer's hidden states at all positions, concatenated into
 -- one vector per instance, reduced by PCA; |Pearson r| of every component's score with every
--- traced value. Layers are 0-based block indices of blocks.L.hook_resid_post.
+-- traced value. Layers are 0-based block indices; a layer's state is its block's output, the
+-- state the next block reads: blocks.L.hook_resid_post in a pre-LN model,
+-- blocks.L.hook_normalized_resid_post in a post-LN one (BERT's hidden states).
 --
 --   local trace = require "intermediate_values.trace"
+--   trace.output_hook(model, layer) -> the hook name of that block's output
 --   trace.states(model, tokens, layers) -> {[layer] = [N, T*D]}
 --   trace.run(states, layers, values, names, k) -> {layers, names, pca = {[layer] = p},
 --       scores = {[layer] = [N, k]}, abs_r [layer][value][component] (1-based lists),
@@ -17,9 +20,14 @@ local M = {}
 
 local CHUNK = 250
 
+function M.output_hook(model, layer)
+  if model.cfg.ln_position == "post" then return "blocks." .. layer .. ".hook_normalized_resid_post" end
+  return "blocks." .. layer .. ".hook_resid_post"
+end
+
 function M.states(model, tokens, layers)
   local names = {}
-  for _, l in ipairs(layers) do names[#names + 1] = "blocks." .. l .. ".hook_resid_post" end
+  for _, l in ipairs(layers) do names[#names + 1] = M.output_hook(model, l) end
   local n = tokens:shape()[1]
   local parts = {}
   for _, l in ipairs(layers) do parts[l] = {} end

@@ -23,12 +23,12 @@ do
   local st = trace.states(m, set.tokens, { 0, 1 })
   test.is(st[1]:shape(), { 40, 16 * 8 }, "states: one vector of all positions per instance")
   local p = analysis.pca(st[0], 5)
-  local hooks = MP.set_hook(0, p, 2, function(s) return T.full({ s:numel() }, 2.5) end)
+  local hooks = MP.set_hook("blocks.0.hook_resid_post", p, 2, function(s) return T.full({ s:numel() }, 2.5) end)
   local _, cache = m:run_with_cache(set.tokens, { "blocks.0.hook_resid_post" }, { hooks = hooks })
   local z = p:project(cache["blocks.0.hook_resid_post"]:reshape(40, -1))
   test.close(z:select(2, 2), 2.5, 1e-4, "set_hook: every instance's PC2 score becomes 2.5")
   test.close(z:select(2, 1), p:project(st[0]):select(2, 1), 1e-4, "set_hook: the other scores are untouched")
-  local same = MP.set_hook(0, p, 2, function(s) return s end)
+  local same = MP.set_hook("blocks.0.hook_resid_post", p, 2, function(s) return s end)
   local _, c2 = m:run_with_cache(set.tokens, { "blocks.0.hook_resid_post" }, { hooks = same })
   test.close(c2["blocks.0.hook_resid_post"]:reshape(40, -1), st[0], 1e-5, "set_hook with m = 1 changes nothing")
   -- tracing a value that is a PC score exactly: |r| = 1 for that component
@@ -202,6 +202,15 @@ do
   test.is(res2.manipulation and res2.manipulation.prediction, mp.prediction, "same seed: the same manipulated predictions")
   local res3 = run("a", " --seed 3")                                 -- reuses the checkpoint in its --out
   test.is(res3.predictions, res.predictions, "a rerun that reuses the checkpoint gives the same predictions")
+end
+
+-- the post-LN encoder (BERT's): the hidden states traced are the blocks' normalised outputs
+do
+  local post = run("post", " --seed 3 --ln post")
+  test.is(post.trace and post.trace.hook, "hook_normalized_resid_post", "post-LN: the block output traced is hook_normalized_resid_post")
+  test.is(res.trace.hook, "hook_resid_post", "pre-LN: hook_resid_post")
+  test.ok(post.manipulation and #post.manipulation.prediction == n and post.config.ln_position == "post",
+    "post-LN: the whole analysis runs on a post-LN model")
 end
 
 -- errors of the script's own flags: one line, non-zero exit, nothing written
