@@ -27,6 +27,9 @@
 --   probe(X, y, {kind = "classify"|"regress", test_fraction = 0.2, seed, l2, steps, lr})
 --     -> {accuracy | r2 (held out), train_accuracy | train_r2, chance, weights, bias, predict}
 --   eye(n) -> identity [n,n]
+-- Fits (analysis/fit.lua), double precision
+--   r2(pred, target) -> coefficient of determination (scikit-learn's r2_score)
+--   polyfit(x, y, deg) -> coefficients, highest power first (NumPy's order); polyval(coef, x)
 -- Linear algebra (native, LAPACK, double precision inside): T.eigh, T.svd, T.lstsq, T.solve
 --
 -- Interventions (analysis/interventions.lua); each returns a hooks table {[name] = fn} for
@@ -58,7 +61,7 @@
 --   best_head(scores) -> {layer (0-based), head, score}; heads_over(scores, threshold) -> list, best first
 local analysis = {}
 
-for _, part in ipairs({ "stats", "interventions", "patching", "readout", "heads" }) do
+for _, part in ipairs({ "stats", "fit", "interventions", "patching", "readout", "heads" }) do
   for k, v in pairs(require("milua.analysis." .. part)) do
     if analysis[k] ~= nil then error("milua.analysis: '" .. k .. "' is defined twice") end
     analysis[k] = v
