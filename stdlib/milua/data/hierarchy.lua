@@ -63,11 +63,14 @@ local T = require "milua.tensor"
 
 local H = {}
 
+-- an integer (or an integral float such as 2^14) in lo..hi, returned as an integer
 local function check_int(v, lo, hi, what, fname)
+  v = type(v) == "number" and math.tointeger(v) or v
   if math.type(v) ~= "integer" or v < lo or (hi and v > hi) then
     error(string.format("hierarchy.%s: %s must be an integer in %d..%s, got %s", fname, what, lo,
       hi and tostring(hi) or "", tostring(v)), 3)
   end
+  return v
 end
 
 -- The q x q product of two matrices held as Lua tables (doubles).
@@ -95,7 +98,7 @@ end
 
 --- g:path_matrices(k): P_i(a, b) for the 2^k level-k nodes, [2^k, q, q]
 function Grammar:path_matrices(k)
-  check_int(k, 0, self.depth, "k", "path_matrices")
+  k = check_int(k, 0, self.depth, "k", "path_matrices")
   if self._paths[k] then return self._paths[k] end
   local q = self.q
   local out = {}
@@ -157,7 +160,7 @@ function H.grammar(opts)
     if not known[key] then error("hierarchy.grammar: unknown option '" .. tostring(key) .. "' (known: q, depth, sigma, seed, M)", 2) end
   end
   local depth = opts.depth or 4
-  check_int(depth, 1, 20, "depth", "grammar")
+  depth = check_int(depth, 1, 20, "depth", "grammar")
   if opts.M ~= nil then
     local Mt = T.is_tensor(opts.M) and opts.M:totable() or opts.M
     if type(Mt) ~= "table" or #Mt < 1 then error("hierarchy.grammar: M must be a [q, q, q] tensor or nested table", 2) end
@@ -173,8 +176,8 @@ function H.grammar(opts)
     return make_grammar(Mt, q, depth)
   end
   local q, sigma, seed = opts.q or 4, opts.sigma or 1, opts.seed or 0
-  check_int(q, 2, 64, "q", "grammar")
-  check_int(seed, 0, nil, "seed", "grammar")
+  q = check_int(q, 2, 64, "q", "grammar")
+  seed = check_int(seed, 0, nil, "seed", "grammar")
   if type(sigma) ~= "number" or sigma < 0 or sigma ~= sigma or sigma == math.huge then
     error("hierarchy.grammar: sigma must be a finite number >= 0, got " .. tostring(sigma), 2)
   end
@@ -214,8 +217,7 @@ end
 
 local function check_k(g, k, fname)
   if k == nil then return 0 end
-  check_int(k, 0, g.depth, "k (the filtering level)", fname)
-  return k
+  return check_int(k, 0, g.depth, "k (the filtering level)", fname)
 end
 
 -- Draws one index per row: rows of cdf [m, w] (cumulative, padded with 2 beyond the last
@@ -274,7 +276,7 @@ end
 --- H.sample(g, n [, {k}])
 function H.sample(g, n, opts)
   check_grammar(g, "sample")
-  check_int(n, 1, nil, "n", "sample")
+  n = check_int(n, 1, nil, "n", "sample")
   opts = opts or {}
   local k = check_k(g, opts.k, "sample")
   local q, l = g.q, g.depth
@@ -374,7 +376,7 @@ end
 function H.upward(g, tokens, level)
   check_grammar(g, "upward")
   check_tokens(g, tokens, "upward")
-  check_int(level, 0, g.depth, "level", "upward")
+  level = check_int(level, 0, g.depth, "level", "upward")
   return upward(g, tokens, level)
 end
 
