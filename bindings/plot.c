@@ -256,7 +256,7 @@ static int opts_arg(pctx *c, int idx, const char *known) {
 
 /* "plot_heatmap: msg" from the core becomes "plot.heatmap: msg" */
 static int core_error(pctx *c) {
-  const char *e = plot_error();
+  const char *e = mt_error();
   if (strncmp(e, "plot", 4) == 0) {
     const char *colon = strstr(e, ": ");
     if (colon) e = colon + 2;
@@ -265,13 +265,57 @@ static int core_error(pctx *c) {
 }
 
 #define COMMON "title xlabel ylabel width height"
+#define AXES "xlim ylim xinteger yinteger"
+
+/* opts.xlim / opts.ylim = {lo, hi}: fixed ends of an axis */
+static void read_lim(pctx *c, int opts, const char *key, int *has_lo, double *lo, int *has_hi, double *hi) {
+  lua_State *L = c->L;
+  int t = opt_get(c, opts, key);
+  if (t != LUA_TNIL) {
+    int ok = t == LUA_TTABLE && luaL_len(L, -1) == 2;
+    for (int i = 1; ok && i <= 2; i++) {
+      ok = lua_geti(L, -1, i) == LUA_TNUMBER;
+      if (ok) *(i == 1 ? lo : hi) = lua_tonumber(L, -1);
+      lua_pop(L, 1);
+    }
+    if (!ok) luaL_error(L, "%s: opts.%s must be {low, high}, two numbers", c->fn, key);
+    *has_lo = *has_hi = 1;
+  }
+  lua_pop(L, 1);
+}
+
+static void read_axes(pctx *c, int opts, plot_opts *o) {
+  read_lim(c, opts, "xlim", &o->has_xmin, &o->xmin, &o->has_xmax, &o->xmax);
+  read_lim(c, opts, "ylim", &o->has_ymin, &o->ymin, &o->has_ymax, &o->ymax);
+  o->xinteger = opt_bool(c, opts, "xinteger");
+  o->yinteger = opt_bool(c, opts, "yinteger");
+}
+
+/* pushes {xlim = {lo, hi}, ylim = {lo, hi}, xticks = {...}, yticks = {...}}: what was drawn */
+static void push_axes(lua_State *L, const plot_axes *a) {
+  lua_createtable(L, 0, 4);
+  const char *names[2] = {"xlim", "ylim"};
+  double ends[2][2] = {{a->xlo, a->xhi}, {a->ylo, a->yhi}};
+  for (int k = 0; k < 2; k++) {
+    lua_createtable(L, 2, 0);
+    lua_pushnumber(L, ends[k][0]); lua_rawseti(L, -2, 1);
+    lua_pushnumber(L, ends[k][1]); lua_rawseti(L, -2, 2);
+    lua_setfield(L, -2, names[k]);
+  }
+  lua_createtable(L, a->nx, 0);
+  for (int i = 0; i < a->nx; i++) { lua_pushnumber(L, a->xticks[i]); lua_rawseti(L, -2, i + 1); }
+  lua_setfield(L, -2, "xticks");
+  lua_createtable(L, a->ny, 0);
+  for (int i = 0; i < a->ny; i++) { lua_pushnumber(L, a->yticks[i]); lua_rawseti(L, -2, i + 1); }
+  lua_setfield(L, -2, "yticks");
+}
 
 /* core.heatmap(matrix, path, opts) -> path */
 static int l_heatmap(lua_State *L) {
   pctx c;
   const char *path = luaL_checkstring(L, 2);
   ctx_init(&c, L, "plot.heatmap");
-  int opts = opts_arg(&c, 3, COMMON " xticks yticks vmin vmax cmap clabel");
+  int opts = opts_arg(&c, 3, COMMON " xticks yticks vmin vmax cmap clabel values");
   int rows, cols;
   double *d = read_mat(&c, 1, NULL, &rows, &cols);
   plot_opts o;
@@ -285,11 +329,21 @@ static int l_heatmap(lua_State *L) {
     return luaL_error(L, "%s: %d xticks for %d columns", c.fn, o.n_xticks, cols);
   if (o.yticks && o.n_yticks != rows)
     return luaL_error(L, "%s: %d yticks for %d rows", c.fn, o.n_yticks, rows);
+  if (opt_get(&c, opts, "values") != LUA_TNIL) {
+    if (!lua_isboolean(L, -1)) return luaL_error(L, "%s: opts.values is a %s, expected a boolean", c.fn, luaL_typename(L, -1));
+    o.cell_values = lua_toboolean(L, -1) ? 1 : -1;
+  }
+  lua_pop(L, 1);
+  plot_axes ax;
+  o.axes = &ax;
   float *f = buffer(&c, (size_t)rows * cols, sizeof *f);
   for (size_t i = 0; i < (size_t)rows * cols; i++) f[i] = (float)d[i];
   if (plot_heatmap(path, f, rows, cols, &o)) return core_error(&c);
   lua_pushvalue(L, 2);
-  return 1;
+  lua_createtable(L, 0, 1);
+  lua_pushboolean(L, ax.cell_values);
+  lua_setfield(L, -2, "values");
+  return 2;
 }
 
 /* core.line({{x=, y=, label=}, ...}, path, opts) -> path */
@@ -297,7 +351,7 @@ static int l_line(lua_State *L) {
   pctx c;
   const char *path = luaL_checkstring(L, 2);
   ctx_init(&c, L, "plot.line");
-  int opts = opts_arg(&c, 3, COMMON " logy markers labels");
+  int opts = opts_arg(&c, 3, COMMON " " AXES " logy markers labels hlines");
   if (!is_array(L, 1))
     return luaL_error(L, "%s: expected a list of series, got %s", c.fn, luaL_typename(L, 1));
   lua_Integer ns = luaL_len(L, 1);
@@ -333,12 +387,46 @@ static int l_line(lua_State *L) {
   }
   plot_opts o;
   read_common(&c, opts, &o);
+  read_axes(&c, opts, &o);
   o.logy = opt_bool(&c, opts, "logy");
   if (opt_get(&c, opts, "markers") != LUA_TNIL) o.markers = lua_toboolean(L, -1) ? 1 : -1;
   lua_pop(L, 1);
+  /* opts.hlines: a list of numbers or of {y =, label =} */
+  if (opt_get(&c, opts, "hlines") != LUA_TNIL) {
+    int h = lua_gettop(L);
+    if (!is_array(L, h)) return luaL_error(L, "%s: opts.hlines must be a list of numbers or {y =, label =}", c.fn);
+    lua_Integer nh = luaL_len(L, h);
+    if (nh > 1000) return luaL_error(L, "%s: too many reference lines (%d)", c.fn, (int)nh);
+    double *hy = buffer(&c, (size_t)(nh ? nh : 1), sizeof *hy);
+    const char **hl = buffer(&c, (size_t)(nh ? nh : 1), sizeof *hl);
+    for (lua_Integer k = 1; k <= nh; k++) {
+      int t = lua_geti(L, h, k);
+      hl[k - 1] = NULL;
+      if (t == LUA_TNUMBER) {
+        hy[k - 1] = lua_tonumber(L, -1);
+      } else if (t == LUA_TTABLE && lua_getfield(L, -1, "y") == LUA_TNUMBER) {
+        hy[k - 1] = lua_tonumber(L, -1);
+        lua_pop(L, 1);
+        if (lua_getfield(L, -1, "label") != LUA_TNIL) {
+          snprintf(what, sizeof what, "opts.hlines[%d].label", (int)k);
+          hl[k - 1] = top_string(&c, what);
+        } else {
+          lua_pop(L, 1);
+        }
+      } else {
+        return luaL_error(L, "%s: opts.hlines[%d] must be a number or {y = number, label = string}", c.fn, (int)k);
+      }
+      lua_pop(L, 1);
+    }
+    o.hlines = hy; o.hline_labels = hl; o.n_hlines = (int)nh;
+  }
+  lua_pop(L, 1);
+  plot_axes ax;
+  o.axes = &ax;
   if (plot_line(path, s, (int)ns, &o)) return core_error(&c);
   lua_pushvalue(L, 2);
-  return 1;
+  push_axes(L, &ax);
+  return 2;
 }
 
 /* core.scatter(x, y, path, opts) -> path */
@@ -346,7 +434,7 @@ static int l_scatter(lua_State *L) {
   pctx c;
   const char *path = luaL_checkstring(L, 3);
   ctx_init(&c, L, "plot.scatter");
-  int opts = opts_arg(&c, 4, COMMON " c labels annotate vmin vmax cmap clabel");
+  int opts = opts_arg(&c, 4, COMMON " " AXES " c labels annotate vmin vmax cmap clabel");
   int nx, ny, nc = 0, nl = 0;
   double *x = read_vec(&c, 1, "x", &nx);
   double *y = read_vec(&c, 2, "y", &ny);
@@ -366,9 +454,13 @@ static int l_scatter(lua_State *L) {
   }
   lua_pop(L, 1);
   o.annotate = opt_bool(&c, opts, "annotate");
+  read_axes(&c, opts, &o);
+  plot_axes ax;
+  o.axes = &ax;
   if (plot_scatter(path, x, y, col, nx, &o)) return core_error(&c);
   lua_pushvalue(L, 3);
-  return 1;
+  push_axes(L, &ax);
+  return 2;
 }
 
 /* core.bar(values, path, opts) -> path; values 1-d, or 2-d as [series][group] */
@@ -376,7 +468,7 @@ static int l_bar(lua_State *L) {
   pctx c;
   const char *path = luaL_checkstring(L, 2);
   ctx_init(&c, L, "plot.bar");
-  int opts = opts_arg(&c, 3, COMMON " labels series");
+  int opts = opts_arg(&c, 3, COMMON " ylim yinteger labels series");
   int ns, n, nl = 0, nn = 0;
   double *v = read_mat(&c, 1, NULL, &ns, &n);
   plot_opts o;
@@ -392,9 +484,14 @@ static int l_bar(lua_State *L) {
     if (nn != ns) return luaL_error(L, "%s: opts.series has %d names for %d series", c.fn, nn, ns);
   }
   lua_pop(L, 1);
+  read_lim(&c, opts, "ylim", &o.has_ymin, &o.ymin, &o.has_ymax, &o.ymax);
+  o.yinteger = opt_bool(&c, opts, "yinteger");
+  plot_axes ax;
+  o.axes = &ax;
   if (plot_bar(path, v, ns, n, labels, &o)) return core_error(&c);
   lua_pushvalue(L, 2);
-  return 1;
+  push_axes(L, &ax);
+  return 2;
 }
 
 int luaopen_milua_plot_core(lua_State *L) {

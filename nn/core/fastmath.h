@@ -6,9 +6,6 @@
 #include <stdint.h>
 #include <string.h>
 
-/* the vector helpers below are always inlined, so the AVX return-value ABI note does not apply */
-#pragma GCC diagnostic ignored "-Wpsabi"
-
 /* eight lanes: one AVX register, or two SSE registers on the baseline build */
 typedef float mt_v4f __attribute__((vector_size(32)));
 typedef int32_t mt_v4i __attribute__((vector_size(32)));

@@ -76,20 +76,20 @@ mt_tensor *mt_one_hot(mt_tensor *index, int64_t n);               /* float32 [..
 mt_tensor *mt_cross_entropy(mt_tensor *logits, mt_tensor *targets, mt_tensor *mask, int base);
 mt_tensor *mt_mse(mt_tensor *a, mt_tensor *b);
 
-#endif
-
-/* ---- fused transformer kernels (nn/model/fused.c): one node instead of many ---- */
+/* ---- fused transformer kernels, implemented in nn/model/fused.c: one tape node instead of many ---- */
 /* LayerNorm over the last dim: (x - mean) / sqrt(var + eps) * w + b */
 mt_tensor *mt_layer_norm(mt_tensor *x, mt_tensor *w, mt_tensor *b, double eps);
 /* x [..., K] @ W + b. W is [K, N], or [H, K, E] (per-head, N = H*E); b has N elements */
 mt_tensor *mt_linear(mt_tensor *x, mt_tensor *W, mt_tensor *b);
-/* softmax(scores * scale) over the last dim, keys after the query masked when causal */
 /* LayerNorm's hooked steps, without gradients: scale [..., 1], (x - mean) / scale, x * w + b */
 mt_tensor *mt_ln_scale(mt_tensor *x, double eps);
 mt_tensor *mt_ln_normalize(mt_tensor *x, mt_tensor *scale);
 mt_tensor *mt_affine(mt_tensor *x, mt_tensor *w, mt_tensor *b);
 /* unscaled attention scores [B,H,T,S] from q [B,T,H,E] and k [B,S,H,E] */
 mt_tensor *mt_attn_scores(mt_tensor *q, mt_tensor *k);
+/* softmax(scores * scale) over the last dim, keys after the query masked when causal */
 mt_tensor *mt_attn_softmax(mt_tensor *scores, double scale, int causal);
 /* pattern [B,H,T,S] applied to v [B,S,H,E] -> z [B,T,H,E] */
 mt_tensor *mt_attn_apply(mt_tensor *pattern, mt_tensor *v);
+
+#endif

@@ -1,23 +1,10 @@
-/* Storage, views, creation, the error channel and the global generator. */
+/* Storage, views, creation and the global generator. */
 #include "core/tensor.h"
 #include "core/autograd.h"
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* ---- errors ---- */
-static char errbuf[1024];
-
-void mt_seterr(const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(errbuf, sizeof errbuf, fmt, ap);
-  va_end(ap);
-}
-
-const char *mt_error(void) { return errbuf[0] ? errbuf : "unknown error"; }
 
 const char *mt_dims_str(const int64_t *shape, int ndim, char *buf, size_t n) {
   size_t k = 0;

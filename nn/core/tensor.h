@@ -1,10 +1,11 @@
-/* The native tensor core: storage, views, creation and the error channel.
+/* The native tensor core: storage, views, creation.
    Plain C, no Lua. Every function that can fail returns NULL (or -1) and
-   leaves a message naming the function in mt_error(). */
+   leaves a message naming the function in mt_error() (core/error.h). */
 #ifndef MT_TENSOR_H
 #define MT_TENSOR_H
 #include <stddef.h>
 #include <stdint.h>
+#include "core/error.h"
 
 #define MT_MAXDIM 8
 
@@ -35,9 +36,7 @@ typedef struct mt_tensor {
   struct mt_node *acc;         /* leaf's accumulate node, created on first use (strong ref) */
 } mt_tensor;
 
-/* ---- errors ---- */
-void mt_seterr(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-const char *mt_error(void);
+/* ---- names for messages ---- */
 /* "[2,3]" into buf */
 const char *mt_shape_str(const mt_tensor *t, char *buf, size_t n);
 const char *mt_dims_str(const int64_t *shape, int ndim, char *buf, size_t n);

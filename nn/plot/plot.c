@@ -4,24 +4,11 @@
    texts so nothing overlaps or clips. Pixel centres sit at integer
    coordinates; data are mapped to doubles in that space. */
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "plot/plot.h"
-
-/* ---------------------------------------------------------------- errors */
-
-static char plot_errbuf[512];
-
-void plot_seterr(const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(plot_errbuf, sizeof plot_errbuf, fmt, ap);
-  va_end(ap);
-}
-
-const char *plot_error(void) { return plot_errbuf; }
+#include "core/error.h"
 
 /* ---------------------------------------------------------------- colours */
 
@@ -82,12 +69,12 @@ typedef struct {
 static int canvas_init(canvas *c, int w, int h, const char *fn) {
   c->px = NULL;
   if (w <= 0 || h <= 0 || w > PLOT_MAX_SIDE || h > PLOT_MAX_SIDE) {
-    plot_seterr("%s: image of %dx%d pixels is out of range (max %d a side)", fn, w, h, PLOT_MAX_SIDE);
+    mt_seterr("%s: image of %dx%d pixels is out of range (max %d a side)", fn, w, h, PLOT_MAX_SIDE);
     return -1;
   }
   c->w = w; c->h = h;
   c->px = malloc((size_t)w * h * 3);
-  if (!c->px) { plot_seterr("%s: out of memory", fn); return -1; }
+  if (!c->px) { mt_seterr("%s: out of memory", fn); return -1; }
   memset(c->px, 255, (size_t)w * h * 3);
   c->cx0 = 0; c->cy0 = 0; c->cx1 = w - 1; c->cy1 = h - 1;
   return 0;
@@ -318,10 +305,11 @@ static int next_125(int k) {
     }
 }
 
-#define MAX_TICKS 64
+#define MAX_TICKS PLOT_MAX_TICKS
 typedef struct {
   double lo, hi;                 /* range of the axis (log10 of values when log) */
   int log;
+  int integer;                   /* ticks on whole numbers only */
   int n;
   double pos[MAX_TICKS];         /* in axis units */
   char lab[MAX_TICKS][32];
@@ -361,6 +349,7 @@ static void axis_ticks(axis_t *a, int target) {
   }
   double st = nice_step(a->hi - a->lo, target);
   if (!isfinite(st) || !(st > 0)) return;
+  if (a->integer && st < 1) st = 1;
   /* the tolerance keeps float-rounded ends (0.1f) on the grid */
   double first = ceil(a->lo / st - 1e-6);
   for (int i = 0; a->n < MAX_TICKS; i++) {
@@ -386,6 +375,21 @@ static void axis_range(axis_t *a, double dmin, double dmax, double frac) {
   }
   double pad = (dmax - dmin) * frac;
   a->lo = dmin - pad; a->hi = dmax + pad;
+}
+
+/* fixed ends from the options: exactly [lo, hi] plus a 2% margin on each fixed side; a free
+   side keeps the data's end */
+static void axis_limits(axis_t *a, int has_lo, double lo, int has_hi, double hi) {
+  if (!has_lo && !has_hi) return;
+  if (a->log) { lo = log10(lo); hi = log10(hi); }
+  double L = has_lo ? lo : a->lo, H = has_hi ? hi : a->hi;
+  if (!(H > L)) {                /* the data lie wholly beyond the one fixed end */
+    if (has_lo) H = L + (a->log ? 1 : fabs(L) > 0 ? fabs(L) : 1);
+    else L = H - (a->log ? 1 : fabs(H) > 0 ? fabs(H) : 1);
+  }
+  double m = (H - L) * 0.02;
+  a->lo = has_lo ? L - m : L;
+  a->hi = has_hi ? H + m : H;
 }
 
 static double axis_frac(const axis_t *a, double v) {
@@ -479,7 +483,7 @@ static void cbar_draw(canvas *c, const cbar_t *cb, const cscale *cs, int x, int 
 /* ---------------------------------------------------------------- legend */
 
 enum { LEG_LINE, LEG_BOX, LEG_DOT };
-typedef struct { const char *label; rgb col; } leg_item;
+typedef struct { const char *label; rgb col; int dashed; } leg_item;
 
 #define LEG_ROW 16
 #define LEG_MAXW 220
@@ -518,7 +522,9 @@ static void legend_draw(canvas *c, const leg_item *it, int n, int kind, int sc, 
       break;
     }
     int sx = x + 8;
-    if (kind == LEG_LINE) {
+    if (kind == LEG_LINE && it[i].dashed) {
+      for (int d = 0; d < 22; d += 9) aa_segment(c, sx + d, cy, sx + (d + 5 < 22 ? d + 5 : 22), cy, 2.0, it[i].col);
+    } else if (kind == LEG_LINE) {
       aa_segment(c, sx, cy, sx + 22, cy, 2.0, it[i].col);
     } else if (kind == LEG_BOX) {
       fill_rect(c, sx + 5, cy - 5, sx + 16, cy + 5, it[i].col);
@@ -703,16 +709,16 @@ static int finish(canvas *c, const char *path, const char *fn) {
   int r = plot_write_png(path, c->px, c->w, c->h);
   free(c->px);
   c->px = NULL;
-  if (r && strncmp(plot_errbuf, "plot: ", 6) == 0) {
-    char tmp[sizeof plot_errbuf];
-    snprintf(tmp, sizeof tmp, "%s", plot_errbuf + 6);
-    plot_seterr("%s: %s", fn, tmp);
+  if (r && strncmp(mt_error(), "plot: ", 6) == 0) {
+    char tmp[512];
+    snprintf(tmp, sizeof tmp, "%s", mt_error() + 6);
+    mt_seterr("%s: %s", fn, tmp);
   }
   return r;
 }
 
 static int check_path(const char *fn, const char *path) {
-  if (!path || !*path) { plot_seterr("%s: empty output path", fn); return -1; }
+  if (!path || !*path) { mt_seterr("%s: empty output path", fn); return -1; }
   return 0;
 }
 
@@ -720,14 +726,52 @@ static const plot_opts no_opts;
 
 static int check_limits(const char *fn, const plot_opts *o) {
   if ((o->has_vmin && !isfinite(o->vmin)) || (o->has_vmax && !isfinite(o->vmax))) {
-    plot_seterr("%s: vmin and vmax must be finite numbers", fn);
+    mt_seterr("%s: vmin and vmax must be finite numbers", fn);
     return -1;
   }
   if (o->has_vmin && o->has_vmax && !(o->vmax > o->vmin)) {
-    plot_seterr("%s: vmin (%g) must be below vmax (%g)", fn, o->vmin, o->vmax);
+    mt_seterr("%s: vmin (%g) must be below vmax (%g)", fn, o->vmin, o->vmax);
     return -1;
   }
   return 0;
+}
+
+static int check_axis_limits(const char *fn, const plot_opts *o) {
+  const char *name[2] = {"x", "y"};
+  int has[2][2] = {{o->has_xmin, o->has_xmax}, {o->has_ymin, o->has_ymax}};
+  double v[2][2] = {{o->xmin, o->xmax}, {o->ymin, o->ymax}};
+  for (int k = 0; k < 2; k++) {
+    for (int e = 0; e < 2; e++)
+      if (has[k][e] && !isfinite(v[k][e])) {
+        mt_seterr("%s: the %s limits must be finite numbers", fn, name[k]);
+        return -1;
+      }
+    if (has[k][0] && has[k][1] && !(v[k][1] > v[k][0])) {
+      mt_seterr("%s: the %s limits must rise (%g, %g)", fn, name[k], v[k][0], v[k][1]);
+      return -1;
+    }
+  }
+  if (o->logy && ((o->has_ymin && !(o->ymin > 0)) || (o->has_ymax && !(o->ymax > 0)))) {
+    mt_seterr("%s: the y limits of a log axis must be positive", fn);
+    return -1;
+  }
+  for (int i = 0; i < o->n_hlines; i++)
+    if (!o->hlines || !isfinite(o->hlines[i])) {
+      mt_seterr("%s: reference line %d is not a finite number", fn, i + 1);
+      return -1;
+    }
+  return 0;
+}
+
+/* what was drawn, for callers that check it */
+static void report_axes(const frame_t *f, const plot_opts *o) {
+  plot_axes *a = o->axes;
+  if (!a) return;
+  a->xlo = f->ax.lo; a->xhi = f->ax.hi; a->ylo = f->ay.lo; a->yhi = f->ay.hi;
+  a->nx = f->ncat ? 0 : f->ax.n;
+  a->ny = f->ay.n;
+  for (int i = 0; i < a->nx; i++) a->xticks[i] = f->ax.log ? pow(10, f->ax.pos[i]) : f->ax.pos[i];
+  for (int i = 0; i < a->ny; i++) a->yticks[i] = f->ay.log ? pow(10, f->ay.pos[i]) : f->ay.pos[i];
 }
 
 static int clampi(int v, int lo, int hi) { return v < lo ? lo : v > hi ? hi : v; }
@@ -744,24 +788,65 @@ static int hm_shown(int i, int stride, int tokens) {
   return i == 0 || (i + 1) % stride == 0;
 }
 
+/* Prints each cell's value in it, dark on light cells and white on dark ones. One format for
+   the whole map: integers as such, else two decimals below 10, one below 100, three
+   significant digits beyond. all = 0: only when every cell has room (else nothing is printed);
+   all = 1: in each cell that has room. Returns whether anything was printed. */
+static int heatmap_values(canvas *cv, const float *values, int rows, int cols, int x0, int y0, double cellw,
+                          double cellh, const cscale *cs, int all) {
+  if (cellh < TEXT_H(SC_TICK) + 2) return 0;
+  double m = 0;
+  int integers = 1;
+  for (size_t i = 0; i < (size_t)rows * cols; i++) {
+    double v = values[i];
+    if (!isfinite(v)) continue;
+    if (fabs(v) > m) m = fabs(v);
+    if (v != floor(v)) integers = 0;
+  }
+  const char *fmt = integers && m < 1e6 ? "%.0f" : m < 10 ? "%.2f" : m < 100 ? "%.1f" : "%.3g";
+  char buf[32];
+  for (int pass = all ? 1 : 0; pass < 2; pass++) {   /* pass 0: does every label fit? */
+    int drawn = 0;
+    for (int r = 0; r < rows; r++)
+      for (int k = 0; k < cols; k++) {
+        double v = values[(size_t)r * cols + k];
+        if (!isfinite(v)) continue;
+        snprintf(buf, sizeof buf, fmt, v);
+        if (strcmp(buf, "-0") == 0 || strcmp(buf, "-0.00") == 0 || strcmp(buf, "-0.0") == 0) memmove(buf, buf + 1, strlen(buf));
+        if (text_w(buf, SC_TICK) > cellw - 4) {
+          if (pass == 0) return 0;
+          continue;
+        }
+        if (pass == 0) continue;
+        rgb bg = cscale_color(cs, v);
+        double lum = 0.299 * bg.r + 0.587 * bg.g + 0.114 * bg.b;
+        text_at(cv, buf, SC_TICK, lum > 140 ? C_INK : C_WHITE, (int)lrint(x0 + (k + 0.5) * cellw - 0.5),
+                (int)lrint(y0 + (r + 0.5) * cellh - 0.5), 1, 1);
+        drawn = 1;
+      }
+    if (pass == 1) return drawn;
+  }
+  return 0;
+}
+
 int plot_heatmap(const char *path, const float *values, int rows, int cols, const plot_opts *o) {
   const char *fn = "plot_heatmap";
   if (!o) o = &no_opts;
   if (check_path(fn, path)) return -1;
   if (!values || rows <= 0 || cols <= 0) {
-    plot_seterr("%s: empty data (%d rows, %d columns)", fn, rows, cols);
+    mt_seterr("%s: empty data (%d rows, %d columns)", fn, rows, cols);
     return -1;
   }
   if ((long long)rows * cols > (1LL << 28)) {
-    plot_seterr("%s: %dx%d is too large to draw", fn, rows, cols);
+    mt_seterr("%s: %dx%d is too large to draw", fn, rows, cols);
     return -1;
   }
   if (o->xticks && o->n_xticks != cols) {
-    plot_seterr("%s: %d column labels for %d columns", fn, o->n_xticks, cols);
+    mt_seterr("%s: %d column labels for %d columns", fn, o->n_xticks, cols);
     return -1;
   }
   if (o->yticks && o->n_yticks != rows) {
-    plot_seterr("%s: %d row labels for %d rows", fn, o->n_yticks, rows);
+    mt_seterr("%s: %d row labels for %d rows", fn, o->n_yticks, rows);
     return -1;
   }
   if (check_limits(fn, o)) return -1;
@@ -794,7 +879,7 @@ int plot_heatmap(const char *path, const float *values, int rows, int cols, cons
   char **xl = calloc((size_t)cols, sizeof *xl), **yl = calloc((size_t)rows, sizeof *yl);
   canvas cv = {0};
   int ret = -1;
-  if (!xl || !yl) { plot_seterr("%s: out of memory", fn); goto out; }
+  if (!xl || !yl) { mt_seterr("%s: out of memory", fn); goto out; }
   int xmaxw = 0, ymaxw = 0;
   for (int pass = 0; pass < 2; pass++) {
     int n = pass ? rows : cols;
@@ -807,7 +892,7 @@ int plot_heatmap(const char *path, const float *values, int rows, int cols, cons
       if (!given) { snprintf(num, sizeof num, "%d", i + 1); src = num; }
       fit_text(buf, sizeof buf, src ? src : "", SC_TICK, 120);
       dst[i] = strdup(buf);
-      if (!dst[i]) { plot_seterr("%s: out of memory", fn); goto out; }
+      if (!dst[i]) { mt_seterr("%s: out of memory", fn); goto out; }
       int w = text_w(buf, SC_TICK);
       if (w > *mw) *mw = w;
     }
@@ -867,6 +952,8 @@ int plot_heatmap(const char *path, const float *values, int rows, int cols, cons
     }
   }
   rect_outline(&cv, x0 - 1, y0 - 1, x0 + pw, y0 + ph, C_AXIS);
+  int values_shown = o->cell_values >= 0 && heatmap_values(&cv, values, rows, cols, x0, y0, cellw, cellh, &cs,
+                                                           o->cell_values > 0);
 
   /* y labels (rows), then x labels (columns); each is skipped when it
      would crowd the one before */
@@ -905,6 +992,11 @@ int plot_heatmap(const char *path, const float *values, int rows, int cols, cons
     if (x < 8) x = 8;
     text_at(&cv, f.title, SC_TITLE, C_INK, x, 14, 0, 0);
   }
+  if (o->axes) {
+    memset(o->axes, 0, sizeof *o->axes);
+    o->axes->xlo = 0.5; o->axes->xhi = cols + 0.5; o->axes->ylo = 0.5; o->axes->yhi = rows + 0.5;
+    o->axes->cell_values = values_shown;
+  }
   ret = finish(&cv, path, fn);
 out:
   free(cv.px);
@@ -933,7 +1025,7 @@ static void frame_settle(frame_t *f, int right_extra) {
 
 static int frame_check(const frame_t *f, const char *fn) {
   if (f->x1 - f->x0 < 40 || f->y1 - f->y0 < 40) {
-    plot_seterr("%s: a %dx%d image leaves no room for the plot", fn, f->W, f->H);
+    mt_seterr("%s: a %dx%d image leaves no room for the plot", fn, f->W, f->H);
     return -1;
   }
   return 0;
@@ -947,12 +1039,13 @@ int plot_line(const char *path, const plot_series *series, int n_series, const p
   const char *fn = "plot_line";
   if (!o) o = &no_opts;
   if (check_path(fn, path)) return -1;
-  if (!series || n_series <= 0) { plot_seterr("%s: no series to plot", fn); return -1; }
+  if (!series || n_series <= 0) { mt_seterr("%s: no series to plot", fn); return -1; }
+  if (check_axis_limits(fn, o)) return -1;
   double xmin = INFINITY, xmax = -INFINITY, ymin = INFINITY, ymax = -INFINITY;
   int nleg = 0;
   for (int s = 0; s < n_series; s++) {
     const plot_series *S = &series[s];
-    if (!S->y || S->n <= 0) { plot_seterr("%s: series %d is empty", fn, s + 1); return -1; }
+    if (!S->y || S->n <= 0) { mt_seterr("%s: series %d is empty", fn, s + 1); return -1; }
     for (int i = 0; i < S->n; i++) {
       double x = S->x ? S->x[i] : i + 1, y = S->y[i];
       if (!usable(x, y, o->logy)) continue;
@@ -961,16 +1054,26 @@ int plot_line(const char *path, const plot_series *series, int n_series, const p
     }
     if (S->label && *S->label) nleg++;
   }
+  for (int k = 0; k < o->n_hlines; k++) {
+    if (o->logy && !(o->hlines[k] > 0)) continue;
+    ymin = fmin(ymin, o->hlines[k]); ymax = fmax(ymax, o->hlines[k]);
+    if (o->hline_labels && o->hline_labels[k] && *o->hline_labels[k]) nleg++;
+  }
   if (!(xmin <= xmax)) {
-    plot_seterr(o->logy ? "%s: no positive finite values to plot on a log axis"
+    mt_seterr(o->logy ? "%s: no positive finite values to plot on a log axis"
                         : "%s: no finite values to plot", fn);
     return -1;
   }
   leg_item *leg = calloc((size_t)(nleg ? nleg : 1), sizeof *leg);
-  if (!leg) { plot_seterr("%s: out of memory", fn); return -1; }
-  for (int s = 0, k = 0; s < n_series; s++)
+  if (!leg) { mt_seterr("%s: out of memory", fn); return -1; }
+  int k = 0;
+  for (int s = 0; s < n_series; s++)
     if (series[s].label && *series[s].label) {
       leg[k].label = series[s].label; leg[k].col = palette[s % 10]; k++;
+    }
+  for (int h = 0; h < o->n_hlines; h++)   /* reference lines take the colours after the series' */
+    if (o->hline_labels && o->hline_labels[h] && *o->hline_labels[h] && !(o->logy && !(o->hlines[h] > 0))) {
+      leg[k].label = o->hline_labels[h]; leg[k].col = palette[(n_series + h) % 10]; leg[k].dashed = 1; k++;
     }
   int lw = nleg ? legend_width(leg, nleg, SC_TICK, (o->height > 0 ? o->height : 520) - 100) + 14 : 0;
   frame_t f;
@@ -978,8 +1081,12 @@ int plot_line(const char *path, const plot_series *series, int n_series, const p
   frame_size(&f, o, 760, 520, lw);
   frame_texts(&f, o, f.W - 20);
   f.ay.log = o->logy;
+  f.ax.integer = o->xinteger;
+  f.ay.integer = o->yinteger;
   axis_range(&f.ax, xmin, xmax, 0.03);
   axis_range(&f.ay, ymin, ymax, 0.05);
+  axis_limits(&f.ax, o->has_xmin, o->xmin, o->has_xmax, o->xmax);
+  axis_limits(&f.ay, o->has_ymin, o->ymin, o->has_ymax, o->ymax);
   frame_settle(&f, lw);
   canvas cv = {0};
   if (frame_check(&f, fn) || canvas_init(&cv, f.W, f.H, fn)) { free(leg); return -1; }
@@ -1004,9 +1111,16 @@ int plot_line(const char *path, const plot_series *series, int n_series, const p
       px = qx; py = qy; have = 1;
     }
   }
+  for (int h = 0; h < o->n_hlines; h++) {   /* dashed: 8 px on, 5 off */
+    if (o->logy && !(o->hlines[h] > 0)) continue;
+    double y = map_y(&f, o->hlines[h]);
+    for (int x = f.x0 + 1; x < f.x1; x += 13)
+      aa_segment(&cv, x, y, x + 8 < f.x1 ? x + 8 : f.x1 - 1, y, 1.6, palette[(n_series + h) % 10]);
+  }
   frame_decorate(&cv, &f);
   if (nleg) legend_draw(&cv, leg, nleg, LEG_LINE, SC_TICK, f.x1 + 14, f.y0, lw - 14, f.y1 - f.y0);
   free(leg);
+  report_axes(&f, o);
   return finish(&cv, path, fn);
 }
 
@@ -1017,8 +1131,8 @@ int plot_scatter(const char *path, const double *x, const double *y, const doubl
   const char *fn = "plot_scatter";
   if (!o) o = &no_opts;
   if (check_path(fn, path)) return -1;
-  if (!x || !y || n <= 0) { plot_seterr("%s: empty data (%d points)", fn, n); return -1; }
-  if (check_limits(fn, o)) return -1;
+  if (!x || !y || n <= 0) { mt_seterr("%s: empty data (%d points)", fn, n); return -1; }
+  if (check_limits(fn, o) || check_axis_limits(fn, o)) return -1;
   double xmin = INFINITY, xmax = -INFINITY, ymin = INFINITY, ymax = -INFINITY;
   double cmin = INFINITY, cmax = -INFINITY;
   for (int i = 0; i < n; i++) {
@@ -1027,7 +1141,7 @@ int plot_scatter(const char *path, const double *x, const double *y, const doubl
     ymin = fmin(ymin, y[i]); ymax = fmax(ymax, y[i]);
     if (c && isfinite(c[i])) { cmin = fmin(cmin, c[i]); cmax = fmax(cmax, c[i]); }
   }
-  if (!(xmin <= xmax)) { plot_seterr("%s: no finite points to plot", fn); return -1; }
+  if (!(xmin <= xmax)) { mt_seterr("%s: no finite points to plot", fn); return -1; }
 
   /* categories in order of first appearance; too many of them are only annotations */
   const char *cats[MAX_CATS];
@@ -1035,7 +1149,7 @@ int plot_scatter(const char *path, const double *x, const double *y, const doubl
   unsigned char *cat = NULL;
   if (o->categories) {
     cat = malloc((size_t)n);
-    if (!cat) { plot_seterr("%s: out of memory", fn); return -1; }
+    if (!cat) { mt_seterr("%s: out of memory", fn); return -1; }
     for (int i = 0; i < n && !many; i++) {
       const char *s = o->categories[i] ? o->categories[i] : "";
       int k = 0;
@@ -1066,8 +1180,12 @@ int plot_scatter(const char *path, const double *x, const double *y, const doubl
   memset(&f, 0, sizeof f);
   frame_size(&f, o, 700, 560, right);
   frame_texts(&f, o, f.W - 20);
+  f.ax.integer = o->xinteger;
+  f.ay.integer = o->yinteger;
   axis_range(&f.ax, xmin, xmax, 0.05);
   axis_range(&f.ay, ymin, ymax, 0.05);
+  axis_limits(&f.ax, o->has_xmin, o->xmin, o->has_xmax, o->xmax);
+  axis_limits(&f.ay, o->has_ymin, o->ymin, o->has_ymax, o->ymax);
   frame_settle(&f, right);
   if (c) {     /* the bar's ticks follow the plot's real height; its width may change */
     cbar_layout(&cb, &cs, f.y1 - f.y0, o->clabel, SC_TICK);
@@ -1107,6 +1225,7 @@ int plot_scatter(const char *path, const double *x, const double *y, const doubl
     legend_draw(&cv, leg, nleg, LEG_DOT, SC_TICK, f.x1 + 14, f.y0, right - 14, f.y1 - f.y0);
   }
   free(cat);
+  report_axes(&f, o);
   return finish(&cv, path, fn);
 }
 
@@ -1116,10 +1235,11 @@ int plot_bar(const char *path, const double *values, int n_series, int n, const 
   if (!o) o = &no_opts;
   if (check_path(fn, path)) return -1;
   if (!values || n_series <= 0 || n <= 0) {
-    plot_seterr("%s: empty data (%d series of %d bars)", fn, n_series, n);
+    mt_seterr("%s: empty data (%d series of %d bars)", fn, n_series, n);
     return -1;
   }
-  if ((long long)n_series * n > (1 << 24)) { plot_seterr("%s: too many bars", fn); return -1; }
+  if ((long long)n_series * n > (1 << 24)) { mt_seterr("%s: too many bars", fn); return -1; }
+  if (check_axis_limits(fn, o)) return -1;
   double vmin = 0, vmax = 0;
   int any = 0;
   for (size_t i = 0; i < (size_t)n_series * n; i++) {
@@ -1127,12 +1247,12 @@ int plot_bar(const char *path, const double *values, int n_series, int n, const 
     any = 1;
     vmin = fmin(vmin, values[i]); vmax = fmax(vmax, values[i]);
   }
-  if (!any) { plot_seterr("%s: no finite values to plot", fn); return -1; }
+  if (!any) { mt_seterr("%s: no finite values to plot", fn); return -1; }
   leg_item *leg = NULL;
   int nleg = o->series_names ? n_series : 0, right = 0;
   if (nleg) {
     leg = calloc((size_t)nleg, sizeof *leg);
-    if (!leg) { plot_seterr("%s: out of memory", fn); return -1; }
+    if (!leg) { mt_seterr("%s: out of memory", fn); return -1; }
     for (int s = 0; s < nleg; s++) {
       leg[s].label = o->series_names[s] ? o->series_names[s] : "";
       leg[s].col = palette[s % 10];
@@ -1148,6 +1268,8 @@ int plot_bar(const char *path, const double *values, int n_series, int n, const 
   if (!(span > 0)) span = 1, vmax = vmin + 1;
   f.ay.lo = vmin < 0 ? vmin - 0.05 * span : 0;
   f.ay.hi = vmax > 0 ? vmax + 0.05 * span : 0;
+  f.ay.integer = o->yinteger;
+  axis_limits(&f.ay, o->has_ymin, o->ymin, o->has_ymax, o->ymax);
   f.ncat = n;
   f.catlab = labels;
   f.cat_w = TEXT_H(SC_TICK);
@@ -1177,5 +1299,6 @@ int plot_bar(const char *path, const double *values, int n_series, int n, const 
   frame_decorate(&cv, &f);
   if (nleg) legend_draw(&cv, leg, nleg, LEG_BOX, SC_TICK, f.x1 + 14, f.y0, right - 14, f.y1 - f.y0);
   free(leg);
+  report_axes(&f, o);
   return finish(&cv, path, fn);
 }

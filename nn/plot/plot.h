@@ -3,8 +3,8 @@
    temporary file in the target directory that is renamed into place, so a
    failed call never leaves a half-written PNG. Output bytes depend only on
    the inputs (no timestamps, fixed compression). Every function returns 0 on
-   success or -1 with a message naming the function in plot_error(); nothing
-   is ever printed. */
+   success or -1 with a message naming the function in mt_error() (the error
+   channel of all of nn/, core/error.h); nothing is ever printed. */
 #ifndef MT_PLOT_H
 #define MT_PLOT_H
 
@@ -36,7 +36,32 @@ typedef struct plot_opts {
   int annotate;
   /* bar: names of the series of a grouped chart (legend) */
   const char *const *series_names;
+  /* line, scatter, bar: fixed ends of an axis (has_* = 1). The axis spans exactly [min, max]
+     plus a 2% margin, whatever the data: an accuracy axis drawn from 0 to 1 shows one wrong
+     answer in 2000 as the sliver it is. Points outside are clipped. */
+  int has_xmin, has_xmax, has_ymin, has_ymax;
+  double xmin, xmax, ymin, ymax;
+  /* line, scatter, bar: ticks on whole numbers only (layers, heads, depths, lengths) */
+  int xinteger, yinteger;
+  /* line: horizontal reference lines (chance, a baseline), dashed and named in the legend;
+     they count in the automatic y range */
+  const double *hlines;
+  const char *const *hline_labels;   /* NULL or n_hlines names (NULL entries: unnamed) */
+  int n_hlines;
+  /* heatmap: each cell's value printed in it. 0: when every cell has room for its text
+     (small maps), 1: in every cell that has room, -1: never */
+  int cell_values;
+  /* filled in when not NULL: what was drawn (ranges, ticks, whether cell values were printed) */
+  struct plot_axes *axes;
 } plot_opts;
+
+#define PLOT_MAX_TICKS 64
+typedef struct plot_axes {
+  double xlo, xhi, ylo, yhi;        /* the axes' ends (log10 units on a log axis) */
+  int nx, ny;                       /* tick counts; category axes (bars) report nx = 0 */
+  double xticks[PLOT_MAX_TICKS], yticks[PLOT_MAX_TICKS];
+  int cell_values;                  /* heatmap: 1 when the values were printed */
+} plot_axes;
 
 /* values: rows*cols floats, row-major (row 0 drawn at the top). NaN cells are grey. */
 int plot_heatmap(const char *path, const float *values, int rows, int cols, const plot_opts *o);
@@ -58,13 +83,10 @@ int plot_scatter(const char *path, const double *x, const double *y, const doubl
 int plot_bar(const char *path, const double *values, int n_series, int n, const char *const *labels,
              const plot_opts *o);
 
-/* the last error message ("" when none) */
-const char *plot_error(void);
-
 /* ---- lower level, shared by nn/plot/plot.c, nn/plot/png.c and nn/plot/font.c ---- */
 /* write w*h RGB8 pixels (row-major, 3 bytes each) as a PNG, atomically */
+/* its messages start "plot: "; the plot kinds put their own name there */
 int plot_write_png(const char *path, const unsigned char *rgb, int w, int h);
-void plot_seterr(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* the built-in font: each printable ASCII glyph is PLOT_GLYPH_H rows of
    PLOT_GLYPH_W '#'/'.' characters; cap height 7 rows, rows 7-8 descenders */
 #define PLOT_GLYPH_W 5

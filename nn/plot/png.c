@@ -10,10 +10,11 @@
 #include <string.h>
 #include <unistd.h>
 #include "plot/plot.h"
+#include "core/error.h"
 
 /* libpng reports errors here; we keep the message and unwind to setjmp */
 static void png_on_error(png_structp png, png_const_charp msg) {
-  plot_seterr("plot: PNG encoder: %s", msg ? msg : "unknown error");
+  mt_seterr("plot: PNG encoder: %s", msg ? msg : "unknown error");
   png_longjmp(png, 1);
 }
 static void png_on_warning(png_structp png, png_const_charp msg) { (void)png; (void)msg; }
@@ -21,17 +22,17 @@ static void png_on_warning(png_structp png, png_const_charp msg) { (void)png; (v
 /* returns 1 on success; the caller closes fp */
 static int png_encode(FILE *fp, const unsigned char *rgb, int w, int h) {
   png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, png_on_error, png_on_warning);
-  if (!png) { plot_seterr("plot: cannot create a PNG writer (out of memory?)"); return 0; }
+  if (!png) { mt_seterr("plot: cannot create a PNG writer (out of memory?)"); return 0; }
   png_infop info = png_create_info_struct(png);
   if (!info) {
     png_destroy_write_struct(&png, NULL);
-    plot_seterr("plot: cannot create a PNG writer (out of memory?)");
+    mt_seterr("plot: cannot create a PNG writer (out of memory?)");
     return 0;
   }
   png_bytep *rows = malloc((size_t)h * sizeof *rows);
   if (!rows) {
     png_destroy_write_struct(&png, &info);
-    plot_seterr("plot: out of memory");
+    mt_seterr("plot: out of memory");
     return 0;
   }
   for (int y = 0; y < h; y++) rows[y] = (png_bytep)(rgb + (size_t)y * w * 3);
@@ -55,11 +56,11 @@ static int png_encode(FILE *fp, const unsigned char *rgb, int w, int h) {
 }
 
 int plot_write_png(const char *path, const unsigned char *rgb, int w, int h) {
-  if (!path || !*path) { plot_seterr("plot: empty output path"); return -1; }
-  if (!rgb || w <= 0 || h <= 0) { plot_seterr("plot: empty image (%dx%d)", w, h); return -1; }
+  if (!path || !*path) { mt_seterr("plot: empty output path"); return -1; }
+  if (!rgb || w <= 0 || h <= 0) { mt_seterr("plot: empty image (%dx%d)", w, h); return -1; }
   size_t n = strlen(path) + 48;
   char *tmp = malloc(n);
-  if (!tmp) { plot_seterr("plot: out of memory"); return -1; }
+  if (!tmp) { mt_seterr("plot: out of memory"); return -1; }
   int fd = -1;
   for (int k = 0; k < 100 && fd < 0; k++) {
     snprintf(tmp, n, "%s.tmp%ld.%d", path, (long)getpid(), k);
@@ -67,27 +68,27 @@ int plot_write_png(const char *path, const unsigned char *rgb, int w, int h) {
     if (fd < 0 && errno != EEXIST) break;
   }
   if (fd < 0) {
-    plot_seterr("plot: cannot write '%s': %s", path, strerror(errno));
+    mt_seterr("plot: cannot write '%s': %s", path, strerror(errno));
     free(tmp);
     return -1;
   }
   FILE *fp = fdopen(fd, "wb");
   if (!fp) {
-    plot_seterr("plot: cannot write '%s': %s", path, strerror(errno));
+    mt_seterr("plot: cannot write '%s': %s", path, strerror(errno));
     close(fd); unlink(tmp); free(tmp);
     return -1;
   }
   int ok = png_encode(fp, rgb, w, h);
   if (ok && (fflush(fp) != 0 || ferror(fp))) {
-    plot_seterr("plot: cannot write '%s': %s", path, strerror(errno));
+    mt_seterr("plot: cannot write '%s': %s", path, strerror(errno));
     ok = 0;
   }
   if (fclose(fp) != 0 && ok) {
-    plot_seterr("plot: cannot write '%s': %s", path, strerror(errno));
+    mt_seterr("plot: cannot write '%s': %s", path, strerror(errno));
     ok = 0;
   }
   if (ok && rename(tmp, path) != 0) {
-    plot_seterr("plot: cannot rename to '%s': %s", path, strerror(errno));
+    mt_seterr("plot: cannot rename to '%s': %s", path, strerror(errno));
     ok = 0;
   }
   if (!ok) unlink(tmp);

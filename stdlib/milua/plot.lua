@@ -36,6 +36,17 @@
 --   plot.bar(values, path, opts)  values: 1-d (one bar each) or 2-d [series][group] for
 --       grouped bars. opts.labels names the groups, opts.series the series (legend).
 --       Negative values hang below the zero line.
+--
+-- Axes a reader can trust (line, scatter; bar has ylim and yinteger):
+--   opts.ylim = {lo, hi} / opts.xlim: the axis spans exactly that range (plus a 2% margin)
+--       whatever the data: accuracy is drawn on {0, 1}, so 0.9995 does not look like a fall.
+--   opts.xinteger / opts.yinteger = true: ticks on whole numbers only (depth, layer, length).
+--   opts.hlines (line): reference lines, a list of numbers or {y =, label =}, dashed, named
+--       in the legend (chance, an exact-inference optimum).
+--   Heatmaps print each cell's value when every cell has room for it (opts.values = false:
+--       never; true: wherever it fits).
+-- Each function returns the path and a table of what it drew: {xlim, ylim, xticks, yticks}
+-- ({values = bool} for a heatmap), which tests and callers can check.
 
 local core = require "milua.plot_core"
 local T = require "milua.tensor"
@@ -57,8 +68,8 @@ end
 -- run a core function; its errors are raised again at the caller of the plot.* function,
 -- without the location inside this file, so messages point at the user's line
 local function call(f, ...)
-  local ok, res = pcall(f, ...)
-  if ok then return res end
+  local ok, res, info = pcall(f, ...)
+  if ok then return res, info end
   if type(res) == "string" then res = res:gsub("^[^\n]-plot%.lua:%d+: ", "") end
   error(res, 2)   -- level 2: plot.* tail-calls call(), so 2 is its caller
 end

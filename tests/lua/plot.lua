@@ -140,6 +140,56 @@ test.throws(function() plot.bar({ { 1, 2 } }, bad, { series = { "a", "b" } }) en
 test.throws(function() plot.bar(T.zeros(2, 2, 2), bad) end, "expected a 1-d or 2-d tensor", "bar: 3-d tensor")
 test.ok(io.open(bad, "rb") == nil, "failed calls leave no file")
 
+-- axes a reader can trust: the ranges and ticks the plot functions choose
+do
+  local acc = { x = { 0, 1, 2, 3, 4 }, y = { 1, 1, 1, 0.9995, 1 } }
+  local _, free = plot.line({ acc }, P("acc_free.png"))
+  test.ok(free.ylim[1] > 0.99, "without limits the y axis hugs the data (" .. free.ylim[1] .. ")")
+  local halves = false
+  for _, t in ipairs(free.xticks) do if t ~= math.floor(t) then halves = true end end
+  test.ok(halves, "without xinteger, x from 0 to 4 gets ticks between the integers")
+  local path, ax = plot.line({ acc }, P("acc.png"), { ylim = { 0, 1 }, xinteger = true,
+    hlines = { { y = 0.5, label = "chance" } }, xlabel = "chain depth", ylabel = "accuracy" })
+  test.is(path, dir .. "/acc.png", "line with limits returns its path first")
+  test.ok(ax.ylim[1] <= 0 and ax.ylim[1] >= -0.03 and ax.ylim[2] >= 1 and ax.ylim[2] <= 1.03,
+    string.format("ylim {0, 1}: the axis spans 0..1 with a small margin (%.3f..%.3f)", ax.ylim[1], ax.ylim[2]))
+  test.is(ax.yticks[1], 0, "ylim {0, 1}: the first tick is 0")
+  test.is(ax.yticks[#ax.yticks], 1, "ylim {0, 1}: the last tick is 1")
+  test.is(ax.xticks, { 0, 1, 2, 3, 4 }, "xinteger: ticks at the whole depths only")
+  local _, wide = plot.line({ { x = { 1, 2 }, y = { 5, 7 } } }, P("ints.png"), { xinteger = true, yinteger = true })
+  test.is(wide.xticks, { 1, 2 }, "xinteger on a short span: no tick at 1.5")
+  for _, t in ipairs(wide.yticks) do
+    if t ~= math.floor(t) then test.ok(false, "yinteger: tick " .. t .. " is not whole") end
+  end
+  local _, ref = plot.line({ { y = { 0.8, 0.9 } } }, P("ref.png"), { hlines = { 0.25 } })
+  test.ok(ref.ylim[1] <= 0.25, "a reference line counts in the automatic y range")
+  local _, sc = plot.scatter({ 1, 2, 3 }, { 0.4, 0.5, 0.6 }, P("sc_lim.png"), { ylim = { 0, 1 }, xlim = { 0, 10 } })
+  test.ok(sc.xlim[1] <= 0 and sc.xlim[2] >= 10 and sc.ylim[1] <= 0 and sc.ylim[2] >= 1, "scatter: xlim and ylim")
+  local _, bar = plot.bar({ 0.97, 0.99 }, P("bar_lim.png"), { ylim = { 0, 1 } })
+  test.ok(bar.ylim[1] <= 0 and bar.ylim[2] >= 1 and bar.yticks[#bar.yticks] == 1, "bar: ylim {0, 1}")
+  -- small heatmaps print each cell's value; large ones cannot; values = false turns it off
+  local m = { { 0.1, 0.67, 0.2 }, { 0.9, 0.01, 0.33 } }
+  local _, hm = plot.heatmap(m, P("hm_values.png"))
+  test.ok(hm.values, "a 2x3 heatmap prints its cell values")
+  local _, hm_off = plot.heatmap(m, P("hm_novalues.png"), { values = false })
+  test.ok(not hm_off.values, "values = false: no cell values")
+  test.isnt(slurp(dir .. "/hm_values.png"), slurp(dir .. "/hm_novalues.png"), "the printed values change the image")
+  local _, big = plot.heatmap(T.rand(40, 40), P("hm_big.png"))
+  test.ok(not big.values, "a 40x40 heatmap has no room for values")
+  -- bad limits and reference lines are errors that name the option
+  test.throws(function() plot.line({ 1, 2 }, bad, { ylim = { 1, 0 } }) end, "the y limits must rise", "ylim falling")
+  test.throws(function() plot.line({ 1, 2 }, bad, { ylim = { 0 } }) end, "opts.ylim must be {low, high}", "ylim short")
+  test.throws(function() plot.line({ 1, 2 }, bad, { ylim = { 0, 0 / 0 } }) end, "must be finite", "ylim NaN")
+  test.throws(function() plot.line({ 1, 2 }, bad, { logy = true, ylim = { 0, 1 } }) end, "must be positive", "log ylim at 0")
+  test.throws(function() plot.line({ 1, 2 }, bad, { hlines = { "a" } }) end, "opts.hlines[1] must be a number",
+    "hlines: a string")
+  test.throws(function() plot.line({ 1, 2 }, bad, { hlines = { 1 / 0 } }) end, "reference line 1 is not a finite number",
+    "hlines: infinite")
+  test.throws(function() plot.heatmap(m, bad, { values = 1 }) end, "opts.values is a number, expected a boolean",
+    "heatmap values: a number")
+  test.throws(function() plot.bar({ 1 }, bad, { xlim = { 0, 1 } }) end, "unknown option 'xlim'", "bar has no xlim")
+end
+
 -- errors point at the caller's line, not into milua/plot.lua
 local ok, msg = pcall(function() plot.heatmap(T.zeros(2, 3, 4), bad) end)
 test.like(msg, "^[^:]*tests/lua/plot%.lua:%d+: plot%.heatmap", "errors carry the caller's location")
