@@ -22,7 +22,7 @@ VM_OBJ   := $(VM_SRC:%.c=$(BUILD)/%.o)
 CTESTS   := $(patsubst tests/c/%.c,$(BUILD)/tests/%,$(wildcard tests/c/*.c))
 DEPS     := liblua5.4-dev libopenblas-dev libpng-dev libreadline-dev perl python3-numpy
 
-.PHONY: all deps check test test-asan demo bench install clean
+.PHONY: all deps check test test-asan demo bench soak install clean fuzz fuzz-deps
 all: milua
 
 deps:
@@ -41,7 +41,7 @@ $(BUILD)/%.o: %.c $(wildcard nn/*/*.h bindings/*.h vm/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -DMILUA_SRCDIR='"$(CURDIR)"' -c -o $@ $<
 
-$(BUILD)/tests/%: tests/c/%.c tests/c/tap.h $(NN_OBJ)
+$(BUILD)/tests/%: tests/c/%.c tests/c/tap.h $(wildcard tests/fuzz/*.c) $(NN_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(NN_OBJ) $(LDFLAGS) $(LDLIBS)
 
@@ -73,6 +73,42 @@ bench: deps all
 	$(MAKE) BUILD=build-nohooks DEFS=-DMILUA_NO_HOOKS build-nohooks/milua
 	OPENBLAS_NUM_THREADS=1 ./milua bench/bench.lua
 
+# 10^5 training steps with hooks and caches in use, memory sampled: flat after warm-up (not in check)
+soak: deps all
+	OPENBLAS_NUM_THREADS=1 ./milua bench/soak.lua --out out/soak
+
+# libFuzzer harnesses (tests/fuzz/*.c) of every reader of outside bytes, under ASan+UBSan.
+# FUZZ_SECONDS per harness; crashes land in tests/fuzz/corpus/<harness>/ as crash-*, which
+# make check replays (tests/c/fuzz_replay.c). New interesting inputs go to build-fuzz/corpus.
+FUZZ_SECONDS ?= 60
+FUZZ_DEPS    := clang libclang-rt-14-dev libomp-14-dev
+FUZZ_CFLAGS  := -O1 -g -Wno-psabi -fopenmp -Inn -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+FUZZ_SRC     := $(wildcard nn/core/*.c nn/io/*.c)
+
+fuzz-deps:
+	@missing=""; for p in $(FUZZ_DEPS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then echo "installing:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi
+
+build-fuzz/%: tests/fuzz/%.c $(FUZZ_SRC) $(wildcard nn/*/*.h)
+	@mkdir -p build-fuzz
+	clang $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_SRC) -lopenblas -lm
+
+fuzz: fuzz-deps build-fuzz/safetensors build-fuzz/json
+	@for h in safetensors json; do \
+	  mkdir -p build-fuzz/corpus/$$h; \
+	  echo "fuzzing $$h for $(FUZZ_SECONDS) s"; \
+	  build-fuzz/$$h -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -timeout=10 -print_final_stats=1 \
+	    -artifact_prefix=tests/fuzz/corpus/$$h/ build-fuzz/corpus/$$h tests/fuzz/corpus/$$h 2>&1 | \
+	    grep -E '^(stat::number_of_executed_units|stat::new_units_added|==.*ERROR|SUMMARY)' || true; \
+	done
+	$(MAKE) BUILD=build-asan OPT=-O1 SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" build-asan/milua
+	@echo "fuzzing the bindings for $(FUZZ_SECONDS) s (a crash: the last 'sequence N' line names it)"
+	@first=$$(date +%s); ASAN_OPTIONS=detect_leaks=0 OMP_NUM_THREADS=1 build-asan/milua tests/fuzz/bindings.lua \
+	  --seconds $(FUZZ_SECONDS) --first $$first > build-fuzz/bindings.log 2>&1 || \
+	  { tail -20 build-fuzz/bindings.log; echo "add the sequence to tests/fuzz/corpus/bindings.txt"; exit 1; }; \
+	tail -1 build-fuzz/bindings.log
+
 install: milua
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/milua/milua/data $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man3
 	install -m 755 milua $(DESTDIR)$(PREFIX)/bin/milua
@@ -81,4 +117,4 @@ install: milua
 	install -m 644 man/*.3 $(DESTDIR)$(PREFIX)/share/man/man3/ 2>/dev/null || true
 
 clean:
-	rm -rf build build-asan build-nohooks milua
+	rm -rf build build-asan build-nohooks build-fuzz milua

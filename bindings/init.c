@@ -10,6 +10,7 @@ static const luaL_Reg natives[] = {
   {"milua.optim_core", luaopen_milua_optim_core},
   {"milua.plot_core", luaopen_milua_plot_core},
   {"milua.sys", luaopen_milua_sys},
+  {"milua.json_core", luaopen_milua_json_core},
   {NULL, NULL}};
 
 /* prepend "dir/?.lua;dir/?/init.lua;" to package.path */

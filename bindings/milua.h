@@ -23,7 +23,7 @@ void milua_pushtensor(lua_State *L, mt_tensor *t);
 mt_tensor *milua_checktensorish(lua_State *L, int idx, mt_dtype hint);
 /* 1-based dim (negative counts from the end) -> 0-based, with a clear error */
 int milua_checkdim(lua_State *L, int idx, const char *fn, int ndim);
-/* raise "fn: <mt_error()>"-style error from the core */
+/* raise the core's message (mt_error(), led by the failing function) as a Lua error */
 int milua_coreerror(lua_State *L);
 /* let the collector keep pace with native allocation */
 void milua_gcpace(lua_State *L);
@@ -33,5 +33,6 @@ int luaopen_milua_nn_core(lua_State *L);     /* transformer, losses */
 int luaopen_milua_optim_core(lua_State *L);
 int luaopen_milua_plot_core(lua_State *L);
 int luaopen_milua_sys(lua_State *L);         /* clock, isatty, terminal width */
+int luaopen_milua_json_core(lua_State *L);   /* encode, decode, null, object */
 
 #endif

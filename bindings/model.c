@@ -1,4 +1,4 @@
-/* milua.nn_core: transformer configs and the forward pass with Lua hooks. */
+/* milua.nn_core: transformer configs (keys from nn/model/config.c) and the forward pass with Lua hooks. */
 #include "milua.h"
 #include "core/ops.h"
 #include "model/transformer.h"
@@ -6,130 +6,84 @@
 
 #define CONFIG_MT "milua.TransformerConfig"
 
-static const char *known_keys[] = {
-  "n_layers", "d_model", "n_heads", "d_head", "d_mlp", "d_vocab", "d_vocab_out", "n_ctx", "act_fn",
-  "normalization", "causal", "init_range", "tie_layers", "positional", "attn_only", "fixed_patterns", NULL};
+/* the closest of names[0..n) to name, for "did you mean" (config.c's one algorithm) */
+static const char *closest_key(const char *name) {
+  const char *names[64];
+  int n = 0, best;
+  for (int i = 0; i < mt_config_nkeys && n < 64; i++) names[n++] = mt_config_keys[i].name;
+  int max_edits = (int)strlen(name) / 3 > 2 ? (int)strlen(name) / 3 : 2;
+  return mt_closest(name, names, n, 1, max_edits, &best) ? names[best] : NULL;
+}
 
-static int edit_distance(const char *a, const char *b) {
-  int la = (int)strlen(a), lb = (int)strlen(b);
-  if (la > 40 || lb > 40) return 99;
-  int d[41][41];
-  for (int i = 0; i <= la; i++) d[i][0] = i;
-  for (int j = 0; j <= lb; j++) d[0][j] = j;
-  for (int i = 1; i <= la; i++)
-    for (int j = 1; j <= lb; j++) {
-      int s = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
-      if (d[i - 1][j] + 1 < s) s = d[i - 1][j] + 1;
-      if (d[i][j - 1] + 1 < s) s = d[i][j - 1] + 1;
-      d[i][j] = s;
+/* one key's Lua value (at the top of the stack) into the config */
+static int set_key(lua_State *L, mt_config *c, const mt_config_key *k) {
+  int ok = 1;
+  switch (k->kind) {
+    case MT_KEY_INT: {
+      lua_Integer v = lua_tointegerx(L, -1, &ok);
+      return ok ? mt_config_set_int(c, k, v) : -2;
     }
-  return d[la][lb];
-}
-
-static int get_int(lua_State *L, int idx, const char *key, int def, int required) {
-  lua_getfield(L, idx, key);
-  if (lua_isnil(L, -1)) {
-    lua_pop(L, 1);
-    if (required) luaL_error(L, "transformer: config key '%s' is required", key);
-    return def;
+    case MT_KEY_BOOL:
+      if (!lua_isboolean(L, -1)) return -2;
+      return mt_config_set_int(c, k, lua_toboolean(L, -1));
+    case MT_KEY_NUMBER:
+      if (!lua_isnumber(L, -1)) return -2;
+      return mt_config_set_number(c, k, lua_tonumber(L, -1));
+    case MT_KEY_CHOICE:
+      if (lua_type(L, -1) != LUA_TSTRING) return -2;
+      return mt_config_set_choice(c, k, lua_tostring(L, -1));
+    case MT_KEY_HEADS: {
+      if (!lua_istable(L, -1)) return -2;
+      int t = lua_gettop(L);
+      lua_pushnil(L);
+      while (lua_next(L, t)) {
+        lua_Integer h = lua_tointegerx(L, -2, &ok);
+        if (!ok) {
+          mt_seterr("transformer: fixed_patterns: head %s is not a head number", luaL_tolstring(L, -2, NULL));
+          lua_pop(L, 3);
+          return -1;
+        }
+        if (mt_config_set_head(c, h, lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL)) { lua_pop(L, 2); return -1; }
+        lua_pop(L, 1);
+      }
+      return 0;
+    }
   }
-  int ok;
-  lua_Integer v = lua_tointegerx(L, -1, &ok);
-  if (!ok) luaL_error(L, "transformer: config key '%s' must be an integer, got %s", key, luaL_typename(L, -1));
-  lua_pop(L, 1);
-  if (v < -1 || v > (1 << 24)) luaL_error(L, "transformer: config key '%s' = %d is out of range", key, (int)v);
-  return (int)v;
+  return -2;
 }
 
-static int get_bool(lua_State *L, int idx, const char *key, int def) {
-  lua_getfield(L, idx, key);
-  int v = def;
-  if (!lua_isnil(L, -1)) {
-    if (!lua_isboolean(L, -1)) luaL_error(L, "transformer: config key '%s' must be true or false, got %s", key, luaL_typename(L, -1));
-    v = lua_toboolean(L, -1);
-  }
-  lua_pop(L, 1);
-  return v;
+static int config_gc(lua_State *L) {
+  mt_config_free(luaL_checkudata(L, 1, CONFIG_MT));
+  return 0;
 }
 
-static int get_choice(lua_State *L, int idx, const char *key, const char *const *opts, int def) {
-  lua_getfield(L, idx, key);
-  if (lua_isnil(L, -1)) { lua_pop(L, 1); return def; }
-  const char *s = lua_tostring(L, -1);
-  for (int i = 0; s && opts[i]; i++) if (!strcmp(s, opts[i])) { lua_pop(L, 1); return i; }
-  luaL_Buffer b;
-  luaL_buffinit(L, &b);
-  for (int i = 0; opts[i]; i++) { luaL_addstring(&b, i ? ", \"" : "\""); luaL_addstring(&b, opts[i]); luaL_addchar(&b, '"'); }
-  luaL_pushresult(&b);
-  luaL_error(L, "transformer: config key '%s' must be one of %s, got %s", key, lua_tostring(L, -1),
-             s ? s : luaL_typename(L, -2));
-  return def;
-}
-
-/* nn_core.config(tbl) -> config userdata */
+/* nn_core.config(tbl) -> config userdata; every key and value checked against config.c's table */
 static int l_config(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   lua_pushnil(L);
   while (lua_next(L, 1)) {
     lua_pop(L, 1);
-    const char *k = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
-    int found = 0;
-    for (int i = 0; k && known_keys[i]; i++) if (!strcmp(k, known_keys[i])) found = 1;
-    if (!found) {
-      if (!k) return luaL_error(L, "transformer: config keys must be strings");
-      const char *best = NULL;
-      int bd = 4;
-      for (int i = 0; known_keys[i]; i++) {
-        int d = edit_distance(k, known_keys[i]);
-        if (d < bd) { bd = d; best = known_keys[i]; }
-      }
-      if (best) return luaL_error(L, "transformer: unknown config key '%s' (did you mean '%s'?)", k, best);
-      return luaL_error(L, "transformer: unknown config key '%s'", k);
-    }
+    if (lua_type(L, -1) != LUA_TSTRING) return luaL_error(L, "transformer: config keys must be strings");
+    const char *k = lua_tostring(L, -1);
+    if (mt_config_key_find(k)) continue;
+    const char *best = closest_key(k);
+    if (best) return luaL_error(L, "transformer: unknown config key '%s' (did you mean '%s'?)", k, best);
+    return luaL_error(L, "transformer: unknown config key '%s'", k);
   }
   mt_config *c = lua_newuserdatauv(L, sizeof *c, 0);
-  memset(c, 0, sizeof *c);
+  mt_config_defaults(c);
   luaL_setmetatable(L, CONFIG_MT);
-  c->n_layers = get_int(L, 1, "n_layers", 0, 1);
-  c->d_model = get_int(L, 1, "d_model", 0, 1);
-  c->n_heads = get_int(L, 1, "n_heads", 1, 0);
-  c->d_head = get_int(L, 1, "d_head", c->n_heads > 0 ? c->d_model / c->n_heads : 0, 0);
-  int attn_only = get_bool(L, 1, "attn_only", 0);
-  c->d_mlp = get_int(L, 1, "d_mlp", attn_only ? 0 : 4 * c->d_model, 0);
-  if (attn_only && c->d_mlp != 0) return luaL_error(L, "transformer: attn_only = true conflicts with d_mlp = %d", c->d_mlp);
-  c->d_vocab = get_int(L, 1, "d_vocab", 0, 1);
-  c->d_vocab_out = get_int(L, 1, "d_vocab_out", c->d_vocab, 0);
-  c->n_ctx = get_int(L, 1, "n_ctx", 0, 1);
-  static const char *acts[] = {"relu", "gelu", NULL}, *norms[] = {"none", "LN", NULL},
-                    *poss[] = {"learned", "sinusoidal", "none", NULL};
-  c->act_fn = get_choice(L, 1, "act_fn", acts, MT_ACT_GELU);
-  c->layer_norm = get_choice(L, 1, "normalization", norms, 1);
-  c->positional = get_choice(L, 1, "positional", poss, MT_POS_LEARNED);
-  c->causal = get_bool(L, 1, "causal", 1);
-  c->tie_layers = get_bool(L, 1, "tie_layers", 0);
-  lua_getfield(L, 1, "init_range");
-  c->init_range = lua_isnil(L, -1) ? 0.02 : lua_tonumber(L, -1);
-  if (!lua_isnil(L, -1) && !lua_isnumber(L, -1)) return luaL_error(L, "transformer: config key 'init_range' must be a number");
-  lua_pop(L, 1);
-  lua_getfield(L, 1, "fixed_patterns");
-  if (!lua_isnil(L, -1)) {
-    if (!lua_istable(L, -1)) return luaL_error(L, "transformer: config key 'fixed_patterns' must be a table {[head] = \"assoc\"|\"local\"}");
-    int t = lua_gettop(L);
-    lua_pushnil(L);
-    while (lua_next(L, t)) {
-      int ok;
-      lua_Integer h = lua_tointegerx(L, -2, &ok);
-      const char *kind = lua_tostring(L, -1);
-      if (!ok || h < 1 || h > c->n_heads || h > 64)
-        return luaL_error(L, "transformer: fixed_patterns: head %s is not in 1..%d", lua_tostring(L, -2), c->n_heads);
-      if (!kind || (strcmp(kind, "assoc") && strcmp(kind, "local")))
-        return luaL_error(L, "transformer: fixed_patterns[%d] must be \"assoc\" or \"local\"", (int)h);
-      c->fixed_pattern[h - 1] = !strcmp(kind, "assoc") ? 1 : 2;
-      lua_pop(L, 1);
-    }
+  for (int i = 0; i < mt_config_nkeys; i++) {
+    const mt_config_key *k = &mt_config_keys[i];
+    lua_getfield(L, 1, k->name);
+    int r = lua_isnil(L, -1) ? 0 : set_key(L, c, k);
+    if (r == -2)
+      return luaL_error(L, "transformer: config key '%s' must be %s, got %s", k->name, mt_config_kind_name(k->kind),
+                        luaL_typename(L, -1));
+    if (r) return milua_coreerror(L);
+    lua_pop(L, 1);
   }
-  lua_pop(L, 1);
-  if (mt_tf_check(c)) return milua_coreerror(L);
+  if (mt_config_resolve(c)) return milua_coreerror(L);
   return 1;
 }
 
@@ -188,28 +142,57 @@ static int c_hooks(lua_State *L) {
   return 1;
 }
 
-static int c_get(lua_State *L) {   /* cfg:get(key) for the resolved values */
+/* cfg:get(key): the resolved value; nil for a key that does not apply to this config (d_out
+   without a readout, d_vocab_out with one); for fixed_patterns an empty table when every
+   head learns */
+static int c_get(lua_State *L) {
   mt_config *c = checkconfig(L, 1);
-  const char *k = luaL_checkstring(L, 2);
-#define I(name) if (!strcmp(k, #name)) { lua_pushinteger(L, c->name); return 1; }
-  I(n_layers) I(d_model) I(n_heads) I(d_head) I(d_mlp) I(d_vocab) I(d_vocab_out) I(n_ctx)
-#undef I
-  if (!strcmp(k, "act_fn")) { lua_pushstring(L, c->act_fn == MT_ACT_RELU ? "relu" : "gelu"); return 1; }
-  if (!strcmp(k, "normalization")) { lua_pushstring(L, c->layer_norm ? "LN" : "none"); return 1; }
-  if (!strcmp(k, "positional")) {
-    lua_pushstring(L, c->positional == MT_POS_LEARNED ? "learned" : c->positional == MT_POS_SINUSOIDAL ? "sinusoidal" : "none");
-    return 1;
+  const char *name = luaL_checkstring(L, 2);
+  const mt_config_key *k = mt_config_key_find(name);
+  if (!k || !k->read_back) return luaL_error(L, "transformer: no config key '%s'", name);
+  char buf[32];
+  if (!mt_config_applies(c, k)) { lua_pushnil(L); return 1; }
+  switch (k->kind) {
+    case MT_KEY_INT: lua_pushinteger(L, mt_config_get_int(c, k)); break;
+    case MT_KEY_BOOL: lua_pushboolean(L, mt_config_get_int(c, k)); break;
+    case MT_KEY_NUMBER: lua_pushnumber(L, mt_config_get_number(c, k)); break;
+    case MT_KEY_CHOICE: lua_pushstring(L, mt_config_get_choice(c, k, buf, sizeof buf)); break;
+    case MT_KEY_HEADS:
+      lua_newtable(L);
+      for (int h = 0; h < c->n_fixed; h++)
+        if (mt_config_head_pattern(c, h)) { lua_pushstring(L, mt_config_head_pattern(c, h)); lua_rawseti(L, -2, h + 1); }
+      break;
   }
-  if (!strcmp(k, "causal")) { lua_pushboolean(L, c->causal); return 1; }
-  if (!strcmp(k, "tie_layers")) { lua_pushboolean(L, c->tie_layers); return 1; }
-  if (!strcmp(k, "init_range")) { lua_pushnumber(L, c->init_range); return 1; }
-  if (!strcmp(k, "fixed_patterns")) {
-    lua_newtable(L);
-    for (int h = 0; h < c->n_heads && h < 64; h++)
-      if (c->fixed_pattern[h]) { lua_pushstring(L, c->fixed_pattern[h] == 1 ? "assoc" : "local"); lua_rawseti(L, -2, h + 1); }
-    return 1;
+  return 1;
+}
+
+/* nn_core.config_keys() -> the keys a model reads back, in order */
+static int l_config_keys(lua_State *L) {
+  lua_newtable(L);
+  for (int i = 0, n = 0; i < mt_config_nkeys; i++)
+    if (mt_config_keys[i].read_back) { lua_pushstring(L, mt_config_keys[i].name); lua_rawseti(L, -2, ++n); }
+  return 1;
+}
+
+/* nn_core.closest(name, names [, k = 3]) -> the k names closest to name, best first */
+static int l_closest(lua_State *L) {
+  const char *name = luaL_checkstring(L, 1);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  int k = (int)luaL_optinteger(L, 3, 3);
+  if (k < 1) k = 1;
+  if (k > 64) k = 64;
+  lua_Integer n = luaL_len(L, 2);
+  const char **names = lua_newuserdatauv(L, sizeof *names * (size_t)(n ? n : 1), 0);
+  for (lua_Integer i = 1; i <= n; i++) {
+    lua_rawgeti(L, 2, i);
+    names[i - 1] = lua_tostring(L, -1);   /* the table keeps the string alive */
+    lua_pop(L, 1);
+    if (!names[i - 1]) return luaL_error(L, "closest: names[%d] is not a string", (int)i);
   }
-  return luaL_error(L, "transformer: no config key '%s'", k);
+  int best[64], found = mt_closest(name, names, (int)n, k, -1, best);
+  lua_createtable(L, found, 0);
+  for (int i = 0; i < found; i++) { lua_pushstring(L, names[best[i]]); lua_rawseti(L, -2, i + 1); }
+  return 1;
 }
 
 /* ---- forward ---- */
@@ -314,10 +297,16 @@ void mb_register_model(lua_State *L) {
     lua_newtable(L);
     luaL_setfuncs(L, cfg_methods, 0);
     lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, config_gc);
+    lua_setfield(L, -2, "__gc");
   }
   lua_pop(L, 1);
   lua_pushcfunction(L, l_config);
   lua_setfield(L, -2, "config");
   lua_pushcfunction(L, l_forward);
   lua_setfield(L, -2, "forward");
+  lua_pushcfunction(L, l_config_keys);
+  lua_setfield(L, -2, "config_keys");
+  lua_pushcfunction(L, l_closest);
+  lua_setfield(L, -2, "closest");
 }

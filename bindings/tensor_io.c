@@ -1,4 +1,4 @@
-/* T.save / T.load: the Lua face of nn/safetensors. Argument checking lives
+/* T.save / T.load: the Lua face of nn/io/safetensors. Argument checking lives
    here; the format, validation and atomic writing live in the core. */
 #include "milua.h"
 #include "tensor_priv.h"

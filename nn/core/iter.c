@@ -1,3 +1,5 @@
+/* Strided iteration (core/iter.h): broadcast shapes, dims merged where every
+   operand is contiguous across them, rows handed to a kernel callback. */
 #include "core/iter.h"
 #include <string.h>
 

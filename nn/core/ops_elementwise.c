@@ -1,4 +1,8 @@
-/* Elementwise ops with broadcasting, their in-place forms and their backwards. */
+/* Elementwise ops with broadcasting, their in-place forms and their backwards.
+   Each op comes as: the row kernels, the forward, its backward, the in-place
+   form; the shapes and the gradients are in the comment above each section.
+   In every backward g = dL/dout has the broadcast shape; the autograd engine
+   sums each input's gradient back to that input's shape (autograd.c sum_to). */
 #include "core/ops.h"
 #include "core/autograd.h"
 #include "core/iter.h"
@@ -16,7 +20,18 @@ const char *mt_unop_name(mt_unop op) { return unop_names[op]; }
 
 static int is_compare(mt_binop op) { return op >= MT_EQ; }
 
-/* ---- float row kernels ---- */
+/* ---- binary ops ----
+   forward:  out = a op b, a and b broadcast to one shape (NumPy rules). int32 op
+             int32 stays int32 except div and pow (float32); comparisons (eq ne lt
+             le gt ge) give float32 0/1 and have no gradient.
+   backward: add  ga = g              gb = g
+             sub  ga = g              gb = -g
+             mul  ga = g b            gb = g a
+             div  ga = g / b          gb = -g out / b            (out = a / b)
+             pow  ga = g b a^(b-1)    gb = g out log(a), 0 where a <= 0
+             maximum, minimum: the side that was taken gets g; a tie gives g/2 to each */
+
+/* scalar and row kernels */
 static inline float binf(mt_binop op, float a, float b) {
   switch (op) {
     case MT_ADD: return a + b;
@@ -252,7 +267,14 @@ int mt_binary_(mt_binop op, mt_tensor *a, mt_tensor *b) {
   return 0;
 }
 
-/* ---- unary ---- */
+/* ---- unary ops ----
+   forward:  y = f(x), same shape; int32 stays int32 for neg abs sign floor ceil
+             round square, everything else computes in float32.
+   backward: gx = g f'(x), f' written from x and y where that is cheaper:
+             neg -1   exp y   log 1/x   sqrt 0.5/y   abs sign(x)   tanh 1-y^2
+             sigmoid y(1-y)   relu [x > 0]   gelu Phi(x) + x phi(x)   sin cos(x)
+             cos -sin(x)   rsqrt -0.5 y^3   square 2x
+             floor ceil round sign: 0 (piecewise constant) */
 
 static inline float unf(mt_unop op, float x) {
   switch (op) {
@@ -380,7 +402,10 @@ int mt_unary_(mt_unop op, mt_tensor *a) {
   return 0;
 }
 
-/* ---- where, masked_fill, clamp, fill, copy ---- */
+/* ---- where and masked_fill ----
+   forward:  out = cond != 0 ? a : b, the three broadcast to one shape; int32 when
+             a and b are both int32.
+   backward: ga = g where cond else 0, gb = g where not cond; cond gets none */
 static void row_where(int64_t len, char **p, const int64_t *st, void *ud) {
   /* p[0]=out (also holds a), p[1]=cond, p[2]=b */
   float *o = (float *)p[0];
@@ -394,16 +419,7 @@ static void row_where_i(int64_t len, char **p, const int64_t *st, void *ud) {
   for (int64_t i = 0; i < len; i++) if (c[i * st[1]] == 0) o[i * st[0]] = b[i * st[2]];
 }
 
-static int where_backward(mt_node *n, mt_tensor *g, mt_tensor **gin) {
-  mt_tensor *c = mt_node_saved(n, 0);
-  if (!c) return -1;
-  mt_tensor *zero = scal(0);
-  if (n->next[1]) gin[1] = mt_where(c, g, zero);
-  if (n->next[2]) gin[2] = mt_where(c, zero, g);
-  mt_unref(zero);
-  if ((n->next[1] && !gin[1]) || (n->next[2] && !gin[2])) return -1;
-  return 0;
-}
+static int where_backward(mt_node *n, mt_tensor *g, mt_tensor **gin);
 
 mt_tensor *mt_where(mt_tensor *cond, mt_tensor *a, mt_tensor *b) {
   int nd;
@@ -432,6 +448,18 @@ mt_tensor *mt_where(mt_tensor *cond, mt_tensor *a, mt_tensor *b) {
   return out;
 }
 
+static int where_backward(mt_node *n, mt_tensor *g, mt_tensor **gin) {
+  mt_tensor *c = mt_node_saved(n, 0);
+  if (!c) return -1;
+  mt_tensor *zero = scal(0);
+  if (n->next[1]) gin[1] = mt_where(c, g, zero);
+  if (n->next[2]) gin[2] = mt_where(c, zero, g);
+  mt_unref(zero);
+  if ((n->next[1] && !gin[1]) || (n->next[2] && !gin[2])) return -1;
+  return 0;
+}
+
+/* masked_fill(t, mask, v) = where(mask, v, t): its gradient is where's */
 mt_tensor *mt_masked_fill(mt_tensor *t, mt_tensor *mask, double v) {
   /* where(mask, v, t), keeping t's dtype; the mask must broadcast to t's shape */
   char a[64], b[64];
@@ -464,6 +492,7 @@ int mt_masked_fill_(mt_tensor *t, mt_tensor *mask, double v) {
   return rc;
 }
 
+/* a 32-bit element copy (float32 or int32), for clamp and copy_ */
 static void row_copy(int64_t len, char **p, const int64_t *st, void *ud) {
   int32_t *o = (int32_t *)p[0];
   const int32_t *x = (const int32_t *)p[1];
@@ -471,19 +500,11 @@ static void row_copy(int64_t len, char **p, const int64_t *st, void *ud) {
   else for (int64_t i = 0; i < len; i++) o[i * st[0]] = x[i * st[1]];
 }
 
-static int clamp_backward(mt_node *n, mt_tensor *g, mt_tensor **gin) {
-  mt_tensor *x = mt_node_saved(n, 0);
-  if (!x) return -1;
-  mt_tensor *c = mt_contiguous(x), *r = mt_empty(MT_F32, g->ndim, g->shape);
-  if (!c || !r) { mt_unref(c); mt_unref(r); return -1; }
-  const float *px = mt_f32(c), *pg = mt_f32(g);
-  float *pr = mt_f32(r);
-  float lo = (float)n->darg[0], hi = (float)n->darg[1];
-  for (int64_t i = 0, len = mt_numel(r); i < len; i++) pr[i] = (px[i] >= lo && px[i] <= hi) ? pg[i] : 0.0f;
-  mt_unref(c);
-  gin[0] = r;
-  return 0;
-}
+/* ---- clamp ----
+   forward:  out = min(max(x, lo), hi), same shape and dtype (int32 bounds rounded inward)
+   backward: gx = g where lo <= x <= hi, else 0 */
+
+static int clamp_backward(mt_node *n, mt_tensor *g, mt_tensor **gin);
 
 mt_tensor *mt_clamp(mt_tensor *t, double lo, double hi) {
   if (lo > hi) { mt_seterr("clamp: min %g is greater than max %g", lo, hi); return NULL; }
@@ -510,6 +531,22 @@ mt_tensor *mt_clamp(mt_tensor *t, double lo, double hi) {
   }
   return out;
 }
+
+static int clamp_backward(mt_node *n, mt_tensor *g, mt_tensor **gin) {
+  mt_tensor *x = mt_node_saved(n, 0);
+  if (!x) return -1;
+  mt_tensor *c = mt_contiguous(x), *r = mt_empty(MT_F32, g->ndim, g->shape);
+  if (!c || !r) { mt_unref(c); mt_unref(r); return -1; }
+  const float *px = mt_f32(c), *pg = mt_f32(g);
+  float *pr = mt_f32(r);
+  float lo = (float)n->darg[0], hi = (float)n->darg[1];
+  for (int64_t i = 0, len = mt_numel(r); i < len; i++) pr[i] = (px[i] >= lo && px[i] <= hi) ? pg[i] : 0.0f;
+  mt_unref(c);
+  gin[0] = r;
+  return 0;
+}
+
+/* ---- fill and copy: in place, not recorded ---- */
 
 int mt_fill_(mt_tensor *t, double v) {
   if (mt_check_inplace("fill_", t)) return -1;

@@ -1,3 +1,6 @@
+/* Optimizer updates (core/optim.h): AdamW and SGD with momentum, element by
+   element in PyTorch's operation order so results match torch.optim; the
+   squared norm that gradient clipping sums. */
 #include "core/optim.h"
 #include <math.h>
 

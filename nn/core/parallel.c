@@ -1,3 +1,5 @@
+/* Threads (core/parallel.h): the OpenMP thread count and the matrix product
+   split into fixed row or column blocks, each one cblas_sgemm call. */
 #include "core/parallel.h"
 #include <omp.h>
 

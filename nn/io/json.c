@@ -1,5 +1,7 @@
-/* JSON: a strict recursive-descent parser into a tree, and a writer. */
+/* JSON: a strict recursive-descent parser into a tree, a writer of trees
+   (compact or indented) and the calls that build a tree. */
 #include "io/json.h"
+#include <float.h>
 #include <locale.h>
 #include <math.h>
 #include <stdarg.h>
@@ -70,9 +72,11 @@ typedef struct {
   size_t n, pos;
   char *err;
   size_t errlen;
-  int depth;
+  int depth;                /* containers around the value being parsed */
 } jparser;
 
+/* "<what> at byte N", N counting from 1; a document of several lines also gets
+   the line and column, which is what a reader of a results file looks for */
 static int fail(jparser *p, size_t at, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int fail(jparser *p, size_t at, const char *fmt, ...) {
   if (!p->err || !p->errlen) return -1;
@@ -85,17 +89,20 @@ static int fail(jparser *p, size_t at, const char *fmt, ...) {
   va_start(ap, fmt);
   int k = vsnprintf(p->err, p->errlen, fmt, ap);
   va_end(ap);
-  if (k >= 0 && (size_t)k < p->errlen)
-    snprintf(p->err + k, p->errlen - (size_t)k, " at line %zu column %zu", line, col);
+  if (k < 0 || (size_t)k >= p->errlen) return -1;
+  if (line > 1) snprintf(p->err + k, p->errlen - (size_t)k, " at byte %zu (line %zu, column %zu)", at + 1, line, col);
+  else snprintf(p->err + k, p->errlen - (size_t)k, " at byte %zu", at + 1);
   return -1;
 }
 
-/* a printable description of the byte at pos, for messages */
-static const char *what_at(jparser *p, size_t pos, char *buf, size_t n) {
+/* the byte at pos quoted as Lua's %q shows it ("x", "\"", "\n", "\9"), or "end of input" */
+static const char *describe(jparser *p, size_t pos, char *buf, size_t n) {
   if (pos >= p->n) return "end of input";
   unsigned char c = (unsigned char)p->s[pos];
-  if (c >= 0x20 && c < 0x7F) snprintf(buf, n, "'%c'", c);
-  else snprintf(buf, n, "byte 0x%02X", c);
+  if (c == '"' || c == '\\') snprintf(buf, n, "\"\\%c\"", c);
+  else if (c == '\n') snprintf(buf, n, "\"\\n\"");
+  else if (c < 0x20 || c == 0x7F) snprintf(buf, n, "\"\\%d\"", c);
+  else snprintf(buf, n, "\"%c\"", c);
   return buf;
 }
 
@@ -107,118 +114,136 @@ static void skip_ws(jparser *p) {
   }
 }
 
-static void free_contents(mt_json *v);
+static int is_digit(jparser *p, size_t i) { return i < p->n && p->s[i] >= '0' && p->s[i] <= '9'; }
 
-static int hex4(const char *s, unsigned long *out) {
-  unsigned long v = 0;
-  for (int i = 0; i < 4; i++) {
-    char c = s[i];
+/* four hex digits at i, or -1 */
+static long hex4(jparser *p, size_t i) {
+  if (i > p->n || p->n - i < 4) return -1;
+  long v = 0;
+  for (int k = 0; k < 4; k++) {
+    char c = p->s[i + (size_t)k];
     v <<= 4;
-    if (c >= '0' && c <= '9') v |= (unsigned long)(c - '0');
-    else if (c >= 'a' && c <= 'f') v |= (unsigned long)(c - 'a' + 10);
-    else if (c >= 'A' && c <= 'F') v |= (unsigned long)(c - 'A' + 10);
+    if (c >= '0' && c <= '9') v |= c - '0';
+    else if (c >= 'a' && c <= 'f') v |= c - 'a' + 10;
+    else if (c >= 'A' && c <= 'F') v |= c - 'A' + 10;
     else return -1;
   }
-  *out = v;
+  return v;
+}
+
+/* append n bytes to a growing string buffer */
+static int sbuf_put(char **buf, size_t *len, size_t *cap, const char *s, size_t n) {
+  if (*len + n + 1 > *cap) {
+    size_t nc = *cap ? *cap : 32;
+    while (nc < *len + n + 1) nc *= 2;
+    char *q = realloc(*buf, nc);
+    if (!q) return -1;
+    *buf = q;
+    *cap = nc;
+  }
+  memcpy(*buf + *len, s, n);
+  *len += n;
   return 0;
 }
 
-/* p->pos at the opening quote; on success *out is malloc'd, NUL-terminated */
+/* p->pos at the opening quote; on success *out is malloc'd and NUL-terminated.
+   Read left to right, so the first problem in the text is the one reported;
+   invalid UTF-8 is reported at the closing quote, for the string as a whole. */
 static int parse_string(jparser *p, char **out, size_t *outlen) {
-  size_t start = p->pos + 1, i = start;
-  /* find the closing quote first: the decoded text is never longer than the source */
+  size_t open = p->pos, i = open + 1, len = 0, cap = 0;
+  char *buf = NULL;
+  int bad_utf8 = 0;
+#define STR_FAIL(...) do { free(buf); return fail(p, __VA_ARGS__); } while (0)
+#define STR_PUT(s, n) do { if (sbuf_put(&buf, &len, &cap, (s), (n))) STR_FAIL(open, "out of memory in string starting"); } while (0)
   for (;;) {
-    if (i >= p->n) return fail(p, p->pos, "unterminated string");
-    char c = p->s[i];
-    if (c == '"') break;
-    if (c == '\\') i++;
-    i++;
-  }
-  size_t end = i;
-  char *buf = malloc(end - start + 1);
-  if (!buf) return fail(p, p->pos, "out of memory");
-  size_t k = 0;
-  i = start;
-  while (i < end) {
-    unsigned char c = (unsigned char)p->s[i];
-    if (c < 0x20) { free(buf); return fail(p, i, "control character 0x%02X in a string (escape it)", c); }
-    if (c >= 0x80) {
-      size_t m = utf8_seq((const unsigned char *)p->s + i, end - i);
-      if (!m) { free(buf); return fail(p, i, "invalid UTF-8 byte 0x%02X in a string", c); }
-      memcpy(buf + k, p->s + i, m);
-      k += m;
-      i += m;
+    /* a run of bytes taken as they are; the delimiters below are never inside a
+       UTF-8 sequence, so checking each run checks the decoded string */
+    size_t run = i;
+    while (run < p->n) {
+      unsigned char c = (unsigned char)p->s[run];
+      if (c == '"' || c == '\\' || c < 0x20) break;
+      run++;
+    }
+    if (run > i) {
+      if (mt_utf8_check(p->s + i, run - i) != run - i) bad_utf8 = 1;
+      STR_PUT(p->s + i, run - i);
+    }
+    if (run >= p->n) STR_FAIL(open, "unterminated string starting");
+    char c = p->s[run];
+    if (c == '"') {
+      if (bad_utf8) STR_FAIL(open, "invalid UTF-8 in string starting");
+      STR_PUT("", 0);
+      buf[len] = 0;
+      *out = buf;
+      *outlen = len;
+      p->pos = run + 1;
+      return 0;
+    }
+    if (c != '\\') STR_FAIL(run, "control character in string");
+    char e = run + 1 < p->n ? p->s[run + 1] : 0;
+    const char *plain = NULL;
+    switch (e) {
+      case '"': plain = "\""; break;
+      case '\\': plain = "\\"; break;
+      case '/': plain = "/"; break;
+      case 'b': plain = "\b"; break;
+      case 'f': plain = "\f"; break;
+      case 'n': plain = "\n"; break;
+      case 'r': plain = "\r"; break;
+      case 't': plain = "\t"; break;
+    }
+    if (plain) {
+      STR_PUT(plain, 1);
+      i = run + 2;
       continue;
     }
-    if (c != '\\') { buf[k++] = (char)c; i++; continue; }
-    char e = p->s[i + 1];      /* i + 1 < end: the scan above skipped escaped quotes */
-    switch (e) {
-      case '"': buf[k++] = '"'; break;
-      case '\\': buf[k++] = '\\'; break;
-      case '/': buf[k++] = '/'; break;
-      case 'b': buf[k++] = '\b'; break;
-      case 'f': buf[k++] = '\f'; break;
-      case 'n': buf[k++] = '\n'; break;
-      case 'r': buf[k++] = '\r'; break;
-      case 't': buf[k++] = '\t'; break;
-      case 'u': {
-        unsigned long cp, lo;
-        if (end - i < 6 || hex4(p->s + i + 2, &cp)) {
-          free(buf);
-          return fail(p, i, "bad \\u escape (expected 4 hex digits)");
-        }
-        if (cp >= 0xDC00 && cp <= 0xDFFF) { free(buf); return fail(p, i, "unpaired low surrogate \\u%04lX", cp); }
-        if (cp >= 0xD800 && cp <= 0xDBFF) {
-          if (end - i < 12 || p->s[i + 6] != '\\' || p->s[i + 7] != 'u' || hex4(p->s + i + 8, &lo) ||
-              lo < 0xDC00 || lo > 0xDFFF) {
-            free(buf);
-            return fail(p, i, "high surrogate \\u%04lX not followed by a low surrogate", cp);
-          }
-          cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-          i += 6;
-        }
-        k += utf8_encode(cp, buf + k);
-        i += 6;
-        continue;
-      }
-      default: {
-        char what[32];
-        free(buf);
-        return fail(p, i, "invalid escape \\%s in a string", what_at(p, i + 1, what, sizeof what) );
-      }
+    if (e != 'u') {
+      if (run + 1 >= p->n) STR_FAIL(run, "invalid escape \\");
+      if ((unsigned char)e < 0x20) STR_FAIL(run, "invalid escape \\ before control character %d", e);
+      STR_FAIL(run, "invalid escape \\%c", e);
     }
-    i += 2;
+    const char *written = p->s + run + 2;      /* the hex digits as written, for messages */
+    long cp = hex4(p, run + 2);
+    if (cp < 0) STR_FAIL(run + 2, "expected 4 hex digits after \\u");
+    i = run + 6;
+    if (cp >= 0xD800 && cp <= 0xDBFF) {
+      if (p->n - i < 2 || p->s[i] != '\\' || p->s[i + 1] != 'u') STR_FAIL(run, "lone high surrogate \\u%.4s", written);
+      long lo = hex4(p, i + 2);
+      if (lo < 0) STR_FAIL(i + 2, "expected 4 hex digits after \\u");
+      if (lo < 0xDC00 || lo > 0xDFFF) STR_FAIL(i, "invalid low surrogate after \\u%.4s", written);
+      cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+      i += 6;
+    } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
+      STR_FAIL(run, "lone low surrogate \\u%.4s", written);
+    }
+    char u[4];
+    size_t k = utf8_encode((unsigned long)cp, u);
+    STR_PUT(u, k);
   }
-  buf[k] = 0;
-  *out = buf;
-  *outlen = k;
-  p->pos = end + 1;
-  return 0;
+#undef STR_PUT
+#undef STR_FAIL
 }
 
+/* exactly the JSON grammar: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)? */
 static int parse_number(jparser *p, mt_json *v) {
   size_t i = p->pos, start = i;
   int integral = 1;
-  if (i < p->n && p->s[i] == '-') i++;
-  if (i >= p->n || p->s[i] < '0' || p->s[i] > '9') return fail(p, start, "invalid number (expected a digit)");
-  if (p->s[i] == '0') {
-    i++;
-    if (i < p->n && p->s[i] >= '0' && p->s[i] <= '9') return fail(p, start, "invalid number (leading zero)");
-  } else {
-    while (i < p->n && p->s[i] >= '0' && p->s[i] <= '9') i++;
-  }
+  if (p->s[i] == '-') i++;
+  if (i < p->n && p->s[i] == '0') i++;
+  else if (i < p->n && p->s[i] >= '1' && p->s[i] <= '9') while (is_digit(p, i)) i++;
+  else return fail(p, i, "expected a digit");
   if (i < p->n && p->s[i] == '.') {
     integral = 0;
     i++;
-    if (i >= p->n || p->s[i] < '0' || p->s[i] > '9') return fail(p, start, "invalid number (expected a digit after '.')");
-    while (i < p->n && p->s[i] >= '0' && p->s[i] <= '9') i++;
+    if (!is_digit(p, i)) return fail(p, i, "expected a digit after '.'");
+    while (is_digit(p, i)) i++;
   }
   if (i < p->n && (p->s[i] == 'e' || p->s[i] == 'E')) {
     integral = 0;
     i++;
     if (i < p->n && (p->s[i] == '+' || p->s[i] == '-')) i++;
-    if (i >= p->n || p->s[i] < '0' || p->s[i] > '9') return fail(p, start, "invalid number (expected a digit in the exponent)");
-    while (i < p->n && p->s[i] >= '0' && p->s[i] <= '9') i++;
+    if (!is_digit(p, i)) return fail(p, i, "expected a digit in the exponent");
+    while (is_digit(p, i)) i++;
   }
   size_t len = i - start;
   v->type = MT_JSON_NUMBER;
@@ -270,7 +295,7 @@ static int grow(void **ptr, size_t *cap, size_t need, size_t elem) {
 }
 
 static int parse_array(jparser *p, mt_json *v) {
-  size_t open = p->pos, cap = 0;
+  size_t cap = 0;
   v->type = MT_JSON_ARRAY;
   p->pos++;
   skip_ws(p);
@@ -282,25 +307,21 @@ static int parse_array(jparser *p, mt_json *v) {
     v->len++;                       /* counted now so a failure frees what was parsed */
     if (parse_value(p, item)) return -1;
     skip_ws(p);
-    if (p->pos < p->n && p->s[p->pos] == ',') { p->pos++; skip_ws(p); continue; }
     if (p->pos < p->n && p->s[p->pos] == ']') { p->pos++; return 0; }
-    char what[32];
-    if (p->pos >= p->n) return fail(p, open, "unterminated array");
-    return fail(p, p->pos, "expected ',' or ']' in an array, got %s", what_at(p, p->pos, what, sizeof what));
+    if (p->pos >= p->n || p->s[p->pos] != ',') return fail(p, p->pos, "expected ',' or ']'");
+    p->pos++;
+    skip_ws(p);
   }
 }
 
 static int parse_object(jparser *p, mt_json *v) {
-  size_t open = p->pos, cap = 0, kcap = 0, lcap = 0;
-  char what[32];
+  size_t cap = 0, kcap = 0, lcap = 0;
   v->type = MT_JSON_OBJECT;
   p->pos++;
   skip_ws(p);
   if (p->pos < p->n && p->s[p->pos] == '}') { p->pos++; return 0; }
   for (;;) {
-    if (p->pos >= p->n) return fail(p, open, "unterminated object");
-    if (p->s[p->pos] != '"')
-      return fail(p, p->pos, "expected a string key in an object, got %s", what_at(p, p->pos, what, sizeof what));
+    if (p->pos >= p->n || p->s[p->pos] != '"') return fail(p, p->pos, "expected a string key");
     if (grow((void **)&v->items, &cap, v->len + 1, sizeof *v->items) ||
         grow((void **)&v->keys, &kcap, v->len + 1, sizeof *v->keys) ||
         grow((void **)&v->keylens, &lcap, v->len + 1, sizeof *v->keylens))
@@ -314,16 +335,15 @@ static int parse_object(jparser *p, mt_json *v) {
     v->keylens[v->len] = klen;
     v->len++;
     skip_ws(p);
-    if (p->pos >= p->n || p->s[p->pos] != ':')
-      return fail(p, p->pos, "expected ':' after an object key, got %s", what_at(p, p->pos, what, sizeof what));
+    if (p->pos >= p->n || p->s[p->pos] != ':') return fail(p, p->pos, "expected ':'");
     p->pos++;
     skip_ws(p);
     if (parse_value(p, item)) return -1;
     skip_ws(p);
-    if (p->pos < p->n && p->s[p->pos] == ',') { p->pos++; skip_ws(p); continue; }
     if (p->pos < p->n && p->s[p->pos] == '}') { p->pos++; return 0; }
-    if (p->pos >= p->n) return fail(p, open, "unterminated object");
-    return fail(p, p->pos, "expected ',' or '}' in an object, got %s", what_at(p, p->pos, what, sizeof what));
+    if (p->pos >= p->n || p->s[p->pos] != ',') return fail(p, p->pos, "expected ',' or '}'");
+    p->pos++;
+    skip_ws(p);
   }
 }
 
@@ -333,36 +353,29 @@ static int literal(jparser *p, const char *word) {
 }
 
 static int parse_value(jparser *p, mt_json *v) {
-  char what[32];
-  if (p->pos >= p->n) return fail(p, p->pos, "expected a value, got end of input");
+  char what[16];
+  if (p->depth > MT_JSON_MAX_DEPTH) return fail(p, p->pos, "nesting deeper than %d", MT_JSON_MAX_DEPTH);
+  if (p->pos >= p->n) return fail(p, p->pos, "unexpected end of input");
   char c = p->s[p->pos];
-  switch (c) {
-    case '{':
-    case '[': {
-      if (++p->depth > MT_JSON_MAX_DEPTH) return fail(p, p->pos, "nesting deeper than %d levels", MT_JSON_MAX_DEPTH);
-      int rc = c == '{' ? parse_object(p, v) : parse_array(p, v);
-      p->depth--;
-      return rc;
-    }
-    case '"':
-      v->type = MT_JSON_STRING;
-      return parse_string(p, &v->str, &v->len);
-    case 't':
-    case 'f':
-      if (literal(p, c == 't' ? "true" : "false")) {
-        v->type = MT_JSON_BOOL;
-        v->boolean = c == 't';
-        p->pos += c == 't' ? 4 : 5;
-        return 0;
-      }
-      break;
-    case 'n':
-      if (literal(p, "null")) { v->type = MT_JSON_NULL; p->pos += 4; return 0; }
-      break;
-    default:
-      if (c == '-' || (c >= '0' && c <= '9')) return parse_number(p, v);
+  if (c == '{' || c == '[') {
+    p->depth++;
+    int rc = c == '{' ? parse_object(p, v) : parse_array(p, v);
+    p->depth--;
+    return rc;
   }
-  return fail(p, p->pos, "expected a value, got %s", what_at(p, p->pos, what, sizeof what));
+  if (c == '"') {
+    v->type = MT_JSON_STRING;
+    return parse_string(p, &v->str, &v->len);
+  }
+  if (c == '-' || (c >= '0' && c <= '9')) return parse_number(p, v);
+  if (literal(p, "true") || literal(p, "false")) {
+    v->type = MT_JSON_BOOL;
+    v->boolean = c == 't';
+    p->pos += c == 't' ? 4 : 5;
+    return 0;
+  }
+  if (literal(p, "null")) { v->type = MT_JSON_NULL; p->pos += 4; return 0; }
+  return fail(p, p->pos, "unexpected %s", describe(p, p->pos, what, sizeof what));
 }
 
 mt_json *mt_json_parse(const char *s, size_t n, char *err, size_t errlen) {
@@ -375,8 +388,8 @@ mt_json *mt_json_parse(const char *s, size_t n, char *err, size_t errlen) {
   if (parse_value(&p, root)) { mt_json_free(root); return NULL; }
   skip_ws(&p);
   if (p.pos < n) {
-    char what[32];
-    fail(&p, p.pos, "unexpected %s after the JSON value", what_at(&p, p.pos, what, sizeof what));
+    char what[16];
+    fail(&p, p.pos, "unexpected %s after the value", describe(&p, p.pos, what, sizeof what));
     mt_json_free(root);
     return NULL;
   }
@@ -558,24 +571,42 @@ static void fix_decimal_point(char *buf) {
   memmove(q + 1, q + dl, strlen(q + dl) + 1);
 }
 
+/* Floats are written so that they read back as the same double and as a float:
+   integral values below 2^53 as "%.1f" ("100.0", not "1e+02"); others with the
+   fewest significant digits that read back exactly, ".0" added when that text
+   would look like an integer. For a normal double the search may start at 15
+   digits: a decimal of up to 15 digits survives the trip through a double, so
+   a value whose shortest form has p <= 15 digits prints as that same form at
+   %.15g; and %.15g picks the same notation as %.pg here (a non-integral value
+   has more digits than its exponent, an integral one reaching this loop is at
+   least 2^53 > 10^15). Subnormals carry fewer digits (5e-324), so they search
+   from 1. */
 void mt_jbuf_number(mt_jbuf *b, double v) {
   if (!isfinite(v)) { mt_jbuf_puts(b, "null"); return; }
-  if (v == floor(v) && fabs(v) < 9007199254740992.0) {   /* exact integers print as such */
-    mt_jbuf_printf(b, "%.0f", v);
-    return;
-  }
-  char buf[40];
-  for (int prec = 15; prec <= 17; prec++) {
-    snprintf(buf, sizeof buf, "%.*g", prec, v);
-    if (strtod(buf, NULL) == v) break;      /* strtod reads the locale's own notation */
+  char buf[48];
+  if (v == floor(v) && fabs(v) < 9007199254740992.0) {
+    snprintf(buf, sizeof buf, "%.1f", v);
+  } else {
+    for (int prec = fabs(v) >= DBL_MIN ? 15 : 1; prec <= 17; prec++) {
+      snprintf(buf, sizeof buf, "%.*g", prec, v);
+      if (strtod(buf, NULL) == v) break;      /* strtod reads the locale's own notation */
+    }
   }
   fix_decimal_point(buf);
+  if (!strpbrk(buf, ".eE")) strcat(buf, ".0");
   mt_jbuf_puts(b, buf);
 }
 
 void mt_jbuf_int(mt_jbuf *b, int64_t v) { mt_jbuf_printf(b, "%lld", (long long)v); }
 
-static void write_value(mt_jbuf *b, const mt_json *v) {
+static void put_indent(mt_jbuf *b, const char *indent, int level) {
+  mt_jbuf_put(b, "\n", 1);
+  for (int i = 0; i < level; i++) mt_jbuf_puts(b, indent);
+}
+
+static int is_container(const mt_json *v) { return v->type == MT_JSON_ARRAY || v->type == MT_JSON_OBJECT; }
+
+static void write_value(mt_jbuf *b, const mt_json *v, const char *indent, int level) {
   switch (v->type) {
     case MT_JSON_NULL: mt_jbuf_puts(b, "null"); break;
     case MT_JSON_BOOL: mt_jbuf_puts(b, v->boolean ? "true" : "false"); break;
@@ -587,33 +618,121 @@ static void write_value(mt_jbuf *b, const mt_json *v) {
       /* parsed strings are valid UTF-8; a hand-built invalid one becomes "" rather than bad JSON */
       if (mt_jbuf_string(b, v->str, v->len)) mt_jbuf_puts(b, "\"\"");
       break;
-    case MT_JSON_ARRAY:
+    case MT_JSON_ARRAY: {
+      if (!v->len) { mt_jbuf_puts(b, "[]"); break; }
+      /* an array of scalars stays on one line when indenting: vectors read better so */
+      int flat = 1;
+      for (size_t i = 0; indent && i < v->len && flat; i++) flat = !is_container(&v->items[i]);
+      mt_jbuf_put(b, "[", 1);
+      for (size_t i = 0; i < v->len; i++) {
+        if (i) mt_jbuf_puts(b, indent && flat ? ", " : ",");
+        if (!flat) put_indent(b, indent, level + 1);
+        write_value(b, &v->items[i], indent, level + 1);
+      }
+      if (!flat) put_indent(b, indent, level);
+      mt_jbuf_put(b, "]", 1);
+      break;
+    }
     case MT_JSON_OBJECT: {
-      int obj = v->type == MT_JSON_OBJECT;
-      mt_jbuf_put(b, obj ? "{" : "[", 1);
+      if (!v->len) { mt_jbuf_puts(b, "{}"); break; }
+      mt_jbuf_put(b, "{", 1);
       for (size_t i = 0; i < v->len; i++) {
         if (i) mt_jbuf_put(b, ",", 1);
-        if (obj) {
-          if (mt_jbuf_string(b, v->keys[i], v->keylens[i])) mt_jbuf_puts(b, "\"\"");
-          mt_jbuf_put(b, ":", 1);
-        }
-        write_value(b, &v->items[i]);
+        if (indent) put_indent(b, indent, level + 1);
+        if (!v->keys[i] || mt_jbuf_string(b, v->keys[i], v->keylens[i])) mt_jbuf_puts(b, "\"\"");
+        mt_jbuf_puts(b, indent ? ": " : ":");
+        write_value(b, &v->items[i], indent, level + 1);
       }
-      mt_jbuf_put(b, obj ? "}" : "]", 1);
+      if (indent) put_indent(b, indent, level);
+      mt_jbuf_put(b, "}", 1);
       break;
     }
   }
 }
 
-int mt_json_write(mt_jbuf *b, const mt_json *v) {
+int mt_json_write_indented(mt_jbuf *b, const mt_json *v, const char *indent) {
+  if (indent && !*indent) indent = NULL;
   if (!v) mt_jbuf_puts(b, "null");
-  else write_value(b, v);
+  else write_value(b, v, indent, 0);
   return b->failed ? -1 : 0;
 }
+
+int mt_json_write(mt_jbuf *b, const mt_json *v) { return mt_json_write_indented(b, v, NULL); }
 
 char *mt_json_dump(const mt_json *v, size_t *len) {
   mt_jbuf b = MT_JBUF_INIT;
   if (mt_json_write(&b, v) || !b.data) { mt_jbuf_free(&b); return NULL; }
   if (len) *len = b.len;
   return b.data;
+}
+
+/* ---- building ---- */
+
+mt_json *mt_json_new(void) { return calloc(1, sizeof(mt_json)); }
+
+int mt_json_set_array(mt_json *v, size_t n) {
+  mt_json *items = n ? calloc(n, sizeof *items) : NULL;
+  if (n && !items) return -1;
+  v->type = MT_JSON_ARRAY;
+  v->items = items;
+  v->len = n;
+  return 0;
+}
+
+int mt_json_set_object(mt_json *v, size_t n) {
+  if (!n) { v->type = MT_JSON_OBJECT; return 0; }
+  mt_json *items = calloc(n, sizeof *items);
+  char **keys = calloc(n, sizeof *keys);
+  size_t *keylens = calloc(n, sizeof *keylens);
+  if (!items || !keys || !keylens) { free(items); free(keys); free(keylens); return -1; }
+  v->type = MT_JSON_OBJECT;
+  v->items = items;
+  v->keys = keys;
+  v->keylens = keylens;
+  v->len = n;
+  return 0;
+}
+
+static char *copy_bytes(const char *s, size_t n) {
+  char *c = malloc(n + 1);
+  if (!c) return NULL;
+  if (n) memcpy(c, s, n);
+  c[n] = 0;
+  return c;
+}
+
+int mt_json_set_key(mt_json *obj, size_t i, const char *k, size_t n) {
+  char *c = copy_bytes(k, n);
+  if (!c) return -1;
+  free(obj->keys[i]);
+  obj->keys[i] = c;
+  obj->keylens[i] = n;
+  return 0;
+}
+
+int mt_json_set_string(mt_json *v, const char *s, size_t n) {
+  char *c = copy_bytes(s, n);
+  if (!c) return -1;
+  v->type = MT_JSON_STRING;
+  v->str = c;
+  v->len = n;
+  return 0;
+}
+
+void mt_json_set_int(mt_json *v, int64_t x) {
+  v->type = MT_JSON_NUMBER;
+  v->is_int = 1;
+  v->integer = x;
+  v->number = (double)x;
+}
+
+void mt_json_set_number(mt_json *v, double x) {
+  v->type = MT_JSON_NUMBER;
+  v->is_int = 0;
+  v->number = x;
+}
+
+void mt_json_set_bool(mt_json *v, int x) {
+  v->type = MT_JSON_BOOL;
+  v->boolean = !!x;
 }

@@ -3,19 +3,9 @@
 #ifndef MT_TRANSFORMER_H
 #define MT_TRANSFORMER_H
 #include "core/tensor.h"
+#include "model/config.h"
 
-enum { MT_POS_LEARNED, MT_POS_SINUSOIDAL, MT_POS_NONE };
-enum { MT_ACT_RELU, MT_ACT_GELU };
 
-typedef struct {
-  int n_layers, d_model, n_heads, d_head, d_mlp, d_vocab, d_vocab_out, n_ctx;
-  int act_fn, layer_norm, causal, tie_layers, positional;
-  double init_range;
-  /* LEGO attention module: heads whose pattern is fixed, not computed from Q/K.
-     fixed_pattern[h] = 0 (learned), 1 (association: uniform over other positions
-     with the same token), 2 (local: weights 1,2,4,2,1 over i-2..i+2) */
-  int fixed_pattern[64];
-} mt_config;
 
 /* Parameters in a fixed order; the i-th name and shape */
 int mt_tf_n_params(const mt_config *c);
@@ -23,8 +13,6 @@ int mt_tf_param_info(const mt_config *c, int i, char *name, size_t n, int *ndim,
 /* Hook points in the order they fire */
 int mt_tf_n_hooks(const mt_config *c);
 const char *mt_tf_hook_name(const mt_config *c, int i, char *buf, size_t n);
-/* validate a config; -1 with the offending key named */
-int mt_tf_check(const mt_config *c);
 /* fresh parameters: normal(0, init_range) weights, LN w = 1, biases 0 (global generator) */
 mt_tensor *mt_tf_init_param(const mt_config *c, int i);
 
@@ -36,7 +24,7 @@ typedef struct {
   mt_hook_cb cb;
   void *ud;
   int stop_at_layer;             /* run this many layers; -1 = all */
-  int return_resid;              /* 1: final normalized residual instead of logits */
+  int return_resid;              /* 1: the final states the readout reads, instead of its output */
 } mt_forward_opts;
 
 /* tokens int32 [B, T], 0-based ids. params in mt_tf_param_info order. */

@@ -28,8 +28,7 @@ local Model = {}
 Model.__index = Model
 Model.__name = "milua.Transformer"
 
-local config_keys = { "n_layers", "d_model", "n_heads", "d_head", "d_mlp", "d_vocab", "d_vocab_out", "n_ctx",
-  "act_fn", "normalization", "causal", "init_range", "tie_layers", "positional", "fixed_patterns" }
+local config_keys = core.config_keys()   -- nn/model/config.c's table, in order
 
 --- nn.transformer(cfg): a model with freshly initialised parameters (global generator)
 function nn.transformer(cfg)
@@ -55,11 +54,13 @@ end
 
 function Model:__tostring()
   local c = self.cfg
+  local out = c.readout == "unembed" and (c.d_vocab_out ~= c.d_vocab and (", d_vocab_out=" .. c.d_vocab_out) or "")
+    or (", readout=" .. c.readout .. ", d_out=" .. c.d_out)
   return string.format("Transformer(n_layers=%d, d_model=%d, n_heads=%d, d_head=%d, d_mlp=%d, d_vocab=%d%s, " ..
-    "n_ctx=%d, act_fn=%s, normalization=%s, %s%s, %d parameters)", c.n_layers, c.d_model, c.n_heads, c.d_head,
-    c.d_mlp, c.d_vocab, c.d_vocab_out ~= c.d_vocab and (", d_vocab_out=" .. c.d_vocab_out) or "", c.n_ctx,
-    c.act_fn, c.normalization, c.causal and "causal" or "bidirectional", c.tie_layers and ", tied layers" or "",
-    self:num_params())
+    "n_ctx=%d, act_fn=%s, normalization=%s%s, %s%s, %d parameters)", c.n_layers, c.d_model, c.n_heads, c.d_head,
+    c.d_mlp, c.d_vocab, out, c.n_ctx, c.act_fn, c.normalization,
+    c.normalization == "LN" and (", ln_position=" .. c.ln_position) or "",
+    c.causal and "causal" or "bidirectional", c.tie_layers and ", tied layers" or "", self:num_params())
 end
 
 function Model:num_params()
@@ -68,21 +69,11 @@ function Model:num_params()
   return n
 end
 
---- nn.suggest(name, names): the three closest names, for "did you mean" messages
--- (closeness: the length of the shared prefix plus the shared suffix)
+--- nn.suggest(name, names): the three closest names, for "did you mean" messages (the
+-- algorithm of the config keys' messages, nn/model/config.c: fewest edits to turn name into a
+-- part of the candidate, then into all of it)
 function nn.suggest(name, names)
-  local scored = {}
-  for _, n in ipairs(names) do
-    local s = 0
-    while s < #name and s < #n and name:sub(#name - s, #name - s) == n:sub(#n - s, #n - s) do s = s + 1 end
-    local p = 0
-    while p < #name and p < #n and name:sub(p + 1, p + 1) == n:sub(p + 1, p + 1) do p = p + 1 end
-    scored[#scored + 1] = { n = n, s = s + p }
-  end
-  table.sort(scored, function(x, y) if x.s ~= y.s then return x.s > y.s end return x.n < y.n end)
-  local out = {}
-  for i = 1, math.min(3, #scored) do out[i] = scored[i].n end
-  return table.concat(out, ", ")
+  return table.concat(core.closest(tostring(name), names, 3), ", ")
 end
 
 local function suggest(self, name) return nn.suggest(name, self.hook_names) end

@@ -1,4 +1,4 @@
-/* nn/json and nn/safetensors: JSON parsing and writing, round trips, dtype
+/* nn/io/json and nn/io/safetensors: JSON parsing and writing, round trips, dtype
    conversion from hand-built files, every validation error, and a fuzz loop
    over corrupted files (run it under -fsanitize=address,undefined too). */
 #define _GNU_SOURCE
@@ -116,39 +116,87 @@ static void test_json(void) {
   mt_json_free(v);
 
   /* errors */
-  json_error("", "expected a value");
-  json_error("{\"a\":1,}", "expected a string key");
-  json_error("[1,2,]", "expected a value");
-  json_error("[1 2]", "expected ',' or ']'");
-  json_error("{\"a\" 1}", "expected ':'");
-  json_error("{\"a\":1", "unterminated object");
-  json_error("[1", "unterminated array");
-  json_error("\"abc", "unterminated string");
-  json_error("\"a\\x\"", "invalid escape");
-  json_error("\"\\u12G4\"", "bad \\u escape");
-  json_error("\"\\ud83d\"", "high surrogate");
-  json_error("\"\\ude00\"", "unpaired low surrogate");
-  json_error("\"a\tb\"", "control character");
-  json_error("\"\xC3(\"", "invalid UTF-8");
+  json_error("", "unexpected end of input at byte 1");
+  json_error("{\"a\":1,}", "expected a string key at byte 8");
+  json_error("[1,2,]", "unexpected \"]\" at byte 6");
+  json_error("[1 2]", "expected ',' or ']' at byte 4");
+  json_error("{\"a\" 1}", "expected ':' at byte 6");
+  json_error("{\"a\":1", "expected ',' or '}' at byte 7");
+  json_error("[1", "expected ',' or ']' at byte 3");
+  json_error("\"abc", "unterminated string starting at byte 1");
+  json_error("\"a\\x\"", "invalid escape \\x at byte 3");
+  json_error("\"\\u12G4\"", "expected 4 hex digits after \\u at byte 4");
+  json_error("\"\\ud83d\"", "lone high surrogate \\ud83d at byte 2");
+  json_error("\"\\ude00\"", "lone low surrogate \\ude00 at byte 2");
+  json_error("\"a\tb\"", "control character in string at byte 3");
+  json_error("\"\xC3(\"", "invalid UTF-8 in string starting at byte 1");
   json_error("\"\xED\xA0\x80\"", "invalid UTF-8");
-  json_error("01", "leading zero");
-  json_error("1.", "digit after '.'");
-  json_error("1e", "exponent");
-  json_error("-", "expected a digit");
-  json_error("tru", "expected a value");
-  json_error("NaN", "expected a value");
-  json_error("{} x", "after the JSON value");
-  json_error("[1,\n  oops]", "line 2 column 3");
-  char deep[1000];
+  json_error("01", "unexpected \"1\" after the value at byte 2");
+  json_error("1.", "expected a digit after '.' at byte 3");
+  json_error("1e", "expected a digit in the exponent at byte 3");
+  json_error("-", "expected a digit at byte 2");
+  json_error("tru", "unexpected \"t\" at byte 1");
+  json_error("NaN", "unexpected \"N\" at byte 1");
+  json_error("{} x", "unexpected \"x\" after the value at byte 4");
+  json_error("[1,\n  oops]", "unexpected \"o\" at byte 7 (line 2, column 3)");
+  char deep[1200];
   memset(deep, '[', 600);
   deep[600] = 0;
-  json_error(deep, "nesting deeper");
-  memset(deep, '[', 150);
-  memset(deep + 150, ']', 150);
-  deep[300] = 0;
+  json_error(deep, "nesting deeper than 512");
+  /* MT_JSON_MAX_DEPTH arrays around a value: 513 nested empty arrays are the most */
+  memset(deep, '[', 513);
+  memset(deep + 513, ']', 513);
+  deep[1026] = 0;
   v = J(deep, err);
-  tap_ok(v != NULL, "json: 150 levels of nesting are fine");
+  tap_ok(v != NULL, "json: 513 nested arrays are fine (%s)", err);
   mt_json_free(v);
+  memset(deep, '[', 514);
+  memset(deep + 514, ']', 514);
+  deep[1028] = 0;
+  json_error(deep, "nesting deeper than 512 at byte 514");
+  memset(deep, '[', 513);
+  deep[513] = '1';
+  memset(deep + 514, ']', 513);
+  deep[1027] = 0;
+  json_error(deep, "nesting deeper than 512 at byte 514");
+
+  /* the writer: floats stay floats, indentation keeps arrays of scalars on a line */
+  struct { double x; const char *text; } fl[] = {
+    {2.0, "2.0"}, {100.0, "100.0"}, {-0.0, "-0.0"}, {0.1, "0.1"}, {1e20, "1e+20"}, {1e-7, "1e-07"},
+    {0.1 + 0.2, "0.30000000000000004"}, {9007199254740992.0, "9007199254740992.0"},
+    {9007199254740994.0, "9007199254740994.0"}, {1.5e300, "1.5e+300"}, {INFINITY, "null"}};
+  for (size_t k = 0; k < sizeof fl / sizeof *fl; k++) {
+    mt_jbuf fb = MT_JBUF_INIT;
+    mt_jbuf_number(&fb, fl[k].x);
+    tap_ok(fb.data && !strcmp(fb.data, fl[k].text), "json: float %.17g written as %s (got %s)", fl[k].x, fl[k].text,
+           fb.data ? fb.data : "NULL");
+    mt_jbuf_free(&fb);
+  }
+  v = J("{\"b\":[1,2.5,\"x\"],\"a\":{\"c\":[[],{}],\"d\":null},\"e\":{},\"f\":[]}", err);
+  mt_jbuf ib = MT_JBUF_INIT;
+  tap_ok(v && mt_json_write_indented(&ib, v, "  ") == 0 &&
+         !strcmp(ib.data, "{\n  \"b\": [1, 2.5, \"x\"],\n  \"a\": {\n    \"c\": [\n      [],\n      {}\n    ],\n"
+                          "    \"d\": null\n  },\n  \"e\": {},\n  \"f\": []\n}"),
+         "json: indented writing (%s)", ib.data ? ib.data : "NULL");
+  mt_jbuf_free(&ib);
+  mt_json_free(v);
+
+  /* a tree built by hand writes as the same text a parse of that text gives */
+  mt_json *t = mt_json_new();
+  int ok = t && !mt_json_set_object(t, 3) && !mt_json_set_key(t, 0, "n", 1) && !mt_json_set_key(t, 1, "x", 1);
+  if (ok) {
+    mt_json_set_int(&t->items[0], -7);
+    ok = !mt_json_set_array(&t->items[1], 3) && !mt_json_set_string(&t->items[1].items[2], "q\"\n", 3);
+  }
+  if (ok) {
+    mt_json_set_number(&t->items[1].items[0], 3.0);
+    mt_json_set_bool(&t->items[1].items[1], 1);
+  }
+  char *bt = ok ? mt_json_dump(t, NULL) : NULL;
+  tap_ok(bt && !strcmp(bt, "{\"n\":-7,\"x\":[3.0,true,\"q\\\"\\n\"],\"\":null}"),
+         "json: a built tree writes back (%s; an unset key is \"\", an unset value null)", bt ? bt : "NULL");
+  free(bt);
+  mt_json_free(t);
 
   /* fuzz the parser on mutations of a document */
   uint64_t st = 12345;

@@ -7,7 +7,11 @@ local test = require "milua.test"
 
 -- tests/fixtures, found from this script's own path (tests/lua/nn_fixtures.lua)
 local dir = os.getenv("MILUA_FIXTURES") or ((arg[0]:match("^(.*)/lua/[^/]*$") or "tests") .. "/fixtures")
-local names = { "causal_ln_gelu", "encoder_ln_relu", "attn_only_noln" }
+local names = { "causal_ln_gelu", "encoder_ln_relu", "attn_only_noln",
+  -- post-LN blocks (the reference's block checked against torch.nn.TransformerEncoderLayer)
+  "encoder_postln_relu", "causal_postln_gelu",
+  -- readouts: flatten (cross-entropy over d_out classes), the [CLS] tanh pooler (MSE)
+  "postln_flatten_sinusoidal", "postln_cls_pooler", "preln_cls_pooler_eps" }
 
 -- the loss the fixture was made with (its metadata "loss"): cross-entropy or MSE
 local function loss_fn(meta, targets)

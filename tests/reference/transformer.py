@@ -246,6 +246,22 @@ FIXTURES = [
                          "n_ctx": 10, "act_fn": "relu", "normalization": "LN", "causal": False}, 4, 10, 2),
     ("attn_only_noln", {"n_layers": 1, "d_model": 24, "n_heads": 3, "d_head": 8, "d_mlp": 0, "d_vocab": 13,
                         "n_ctx": 9, "act_fn": "relu", "normalization": "none", "causal": True}, 2, 9, 3),
+    ("encoder_postln_relu", {"n_layers": 2, "d_model": 16, "n_heads": 2, "d_head": 8, "d_mlp": 32, "d_vocab": 7,
+                             "n_ctx": 8, "act_fn": "relu", "ln_position": "post", "causal": False}, 3, 8, 4),
+    ("causal_postln_gelu", {"n_layers": 1, "d_model": 12, "n_heads": 3, "d_head": 4, "d_mlp": 20, "d_vocab": 6,
+                            "n_ctx": 9, "act_fn": "gelu", "ln_position": "post", "causal": True}, 2, 6, 5),
+    # the hierarchical-filtering classifier's shape: post-LN, sinusoidal positions, one head, flatten
+    ("postln_flatten_sinusoidal", {"n_layers": 2, "d_model": 16, "n_heads": 1, "d_head": 16, "d_mlp": 24,
+                                   "d_vocab": 5, "n_ctx": 8, "act_fn": "relu", "ln_position": "post",
+                                   "causal": False, "positional": "sinusoidal", "readout": "flatten",
+                                   "d_out": 4}, 4, 8, 6),
+    # a BERT-like regressor: post-LN, [CLS] tanh pooler, MSE; and the same readout on a pre-LN model
+    ("postln_cls_pooler", {"n_layers": 2, "d_model": 16, "n_heads": 4, "d_head": 4, "d_mlp": 32, "d_vocab": 9,
+                           "n_ctx": 10, "act_fn": "gelu", "ln_position": "post", "causal": False,
+                           "readout": "cls_pooler", "d_out": 1}, 3, 7, 7),
+    ("preln_cls_pooler_eps", {"n_layers": 1, "d_model": 12, "n_heads": 3, "d_head": 4, "d_mlp": 24, "d_vocab": 8,
+                              "n_ctx": 6, "act_fn": "gelu", "causal": False, "readout": "cls_pooler", "d_out": 2,
+                              "ln_eps": 1e-3}, 3, 6, 8),
 ]
 
 
@@ -275,7 +291,8 @@ def make_fixture(name, cfg, B, T, seed, out_dir):
 
     cache = {}
     def keep(hname, x):
-        x.retain_grad()
+        if x.requires_grad:   # sinusoidal positions are a constant
+            x.retain_grad()
         cache[hname] = x
         return x
     out = m(tokens, keep)
