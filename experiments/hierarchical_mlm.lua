@@ -42,8 +42,8 @@ end
 local l, q, L = o.depth, o.q, 1 << o.depth
 
 local g = H.grammar { q = q, depth = l, sigma = o.sigma, seed = o.grammar_seed }
-E:say("masked leaf: q %d, depth %d (%d leaves), sigma %g, grammar seed %d, seed %d; %s encoder",
-  q, l, L, o.sigma, o.grammar_seed, o.seed, HM.post_ln and "post-LN" or "pre-LN (post-LN not in this build)")
+E:say("masked leaf: q %d, depth %d (%d leaves), sigma %g, grammar seed %d, seed %d; post-LN encoder",
+  q, l, L, o.sigma, o.grammar_seed, o.seed)
 
 local train_set = H.sample(g, o.train_size, { k = 0 })
 local test = H.sample(g, o.n_test, { k = 0 })
@@ -63,7 +63,7 @@ local per_epoch = o.train_size // o.batch
 local steps = o.steps or per_epoch * o.epochs
 local recipe = { task = "mlm", grammar_seed = o.grammar_seed, sigma = o.sigma, q = q, depth = l, train_size = o.train_size,
   epochs = o.epochs, steps = steps, batch = o.batch, lr = o.lr, n_layers = o.n_layers, d_model = o.d_model,
-  d_mlp = o.d_mlp, arch = HM.post_ln and "post-LN" or "pre-LN", n_test = o.n_test }
+  d_mlp = o.d_mlp, n_test = o.n_test }
 local model, info = E:model("mlm", recipe, function()
   T.seed(o.seed * 1000 + 1)   -- weights and batches from their own seed, whatever ran before
   local clf = HM.new { task = "mlm", q = q, depth = l, n_layers = o.n_layers, d_model = o.d_model, d_mlp = o.d_mlp }
@@ -79,7 +79,7 @@ local model, info = E:model("mlm", recipe, function()
     eval_at = HM.eval_steps(steps), eval = eval, quiet = o.quick, label = "mlm" })
   return clf, { curve = curve }
 end)
-local clf = HM.attach(model, E.out .. "/mlm.safetensors", "mlm")
+local clf = HM.attach(model, "mlm")
 E:say("model: %s in %.0f s (%d steps, %d epochs of %d sequences)", info.reused and "reused" or "trained",
   info.train_seconds, steps, o.epochs, o.train_size)
 
@@ -127,8 +127,7 @@ E:check("attention_blocks", grows, "the block holding half of each layer's atten
   table.concat((function() local t = {} for i, f in ipairs(focus) do t[i] = tostring(1 << f) end return t end)(), ", "), gate)
 
 -- probes: each leaf's ancestor at every level, from the residual stream after each layer
-local names = { "blocks.0.hook_resid_pre" }
-for layer = 0, o.n_layers - 1 do names[#names + 1] = "blocks." .. layer .. ".hook_resid_post" end
+local names = HM.layer_outputs(clf.model)
 local _, rc = T.no_grad(function() return clf.model:run_with_cache(probe_tokens, names) end)
 local resids = {}
 for i, nm in ipairs(names) do resids[i] = rc[nm] end

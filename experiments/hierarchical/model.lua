@@ -10,17 +10,12 @@
 --   clf:logits(tokens)        root: [B, q]; mlm: [B, 2^l, q]
 --   clf.model                 the milua transformer (hooks, caches)
 --   clf.params                every trained tensor (the readout's included)
---   clf.arch                  "post-LN" or "pre-LN" (see below)
---   HM.attach(model, path)    a classifier around a model loaded from a checkpoint
+--   HM.attach(model)          the classifier around a model a checkpoint gave back
 --   HM.train(clf, o) -> {losses, evals, seconds, steps}: Adam over epochs of shuffled data
 --   HM.probs(clf, tokens [, positions]) -> [n, q] softmax probabilities (no grad, in chunks)
 --   HM.eval_steps(steps) -> the steps at which training curves are measured
 --   HM.quick(opts, spec, values) -> the --quick settings for the flags left at their defaults
---
--- Post-LN and trained readouts come from nn.transformer's ln_position = "post" and
--- readout = "flatten". Where the library does not have them yet, the same classifier is built
--- on the pre-LN encoder (ln_final on the last states) with the flatten readout computed here
--- from the final residual stream; clf.arch says which one ran, and the scripts report it.
+--   HM.layer_outputs(model) -> hook names of the states after 0..n_layers layers
 local T = require "milua.tensor"
 local nn = require "milua.nn"
 local optim = require "milua.optim"
@@ -28,68 +23,40 @@ local train = require "milua.train"
 
 local M = {}
 
-local function post_ln_available()
-  local ok = pcall(nn.transformer, { n_layers = 1, d_model = 4, n_heads = 1, d_vocab = 2, n_ctx = 2,
-    normalization = "LN", ln_position = "post", readout = "flatten", d_out = 2 })
-  return ok
-end
-M.post_ln = post_ln_available()
-
 local Clf = {}
 Clf.__index = Clf
 
-function Clf:logits(tokens)
-  if self.task == "mlm" or self.native then return self.model:forward(tokens) end
-  local B = tokens:shape()[1]
-  local h = self.model:forward(tokens, { return_type = "resid" })
-  return nn.linear(h:reshape(B, self.L * self.d_model), self.W, self.b)
-end
+function Clf:logits(tokens) return self.model:forward(tokens) end
+function Clf:save(path, extra, meta) return self.model:save(path, extra, meta) end
 
--- saves the model with the Lua-side readout (if any) as extra tensors
-function Clf:save(path, extra, meta)
-  extra = extra or {}
-  if self.W then extra["readout.W"], extra["readout.b"] = self.W, self.b end
-  return self.model:save(path, extra, meta)
-end
-
-local function wrap(model, task, W, b)
-  local c = model.cfg
-  local self = setmetatable({ model = model, task = task, L = c.n_ctx, d_model = c.d_model, W = W, b = b,
-    native = W == nil and task == "root", params = {} }, Clf)
-  for k, v in pairs(model.params) do self.params[k] = v end
-  if W then self.params["readout.W"], self.params["readout.b"] = W, b end
-  self.arch = c.ln_position == "post" and "post-LN" or "pre-LN"
-  return self
+local function wrap(model, task)
+  return setmetatable({ model = model, task = task, params = model.params, arch = "post-LN" }, Clf)
 end
 
 --- HM.new{task, q, depth, n_layers, d_model, d_mlp}
 function M.new(o)
-  local L = 1 << o.depth
-  local cfg = { n_layers = o.n_layers, d_model = o.d_model, n_heads = 1, d_mlp = o.d_mlp, n_ctx = L,
-    act_fn = "relu", normalization = "LN", causal = false, positional = "sinusoidal" }
+  local cfg = { n_layers = o.n_layers, d_model = o.d_model, n_heads = 1, d_mlp = o.d_mlp, n_ctx = 1 << o.depth,
+    act_fn = "relu", normalization = "LN", ln_position = "post", causal = false, positional = "sinusoidal" }
   if o.task == "mlm" then
-    cfg.d_vocab, cfg.d_vocab_out = o.q + 1, o.q
-    if M.post_ln then cfg.ln_position = "post" end
-    return wrap(nn.transformer(cfg), "mlm")
+    cfg.d_vocab, cfg.d_vocab_out = o.q + 1, o.q        -- the mask token is input only
+  else
+    cfg.d_vocab, cfg.readout, cfg.d_out = o.q, "flatten", o.q
   end
-  cfg.d_vocab = o.q
-  if M.post_ln then
-    cfg.ln_position, cfg.readout, cfg.d_out = "post", "flatten", o.q
-    return wrap(nn.transformer(cfg), "root")
-  end
-  cfg.d_vocab_out = 1   -- the unembedding is unused: the readout reads the flattened states
-  local W = (T.randn(L * o.d_model, o.q) * 0.02):requires_grad(true)
-  local b = T.zeros(o.q):requires_grad(true)
-  return wrap(nn.transformer(cfg), "root", W, b)
+  return wrap(nn.transformer(cfg), o.task)
 end
 
---- HM.attach(model, path, task): the classifier around a model nn.load gave back
-function M.attach(model, path, task)
-  if getmetatable(model) == Clf then return model end          -- trained in this run
-  if task == "mlm" or model.cfg.readout == "flatten" then return wrap(model, task) end
-  local tensors = T.load(path)
-  if not tensors["readout.W"] then error("hierarchical.model: " .. path .. " has no readout.W", 2) end
-  return wrap(model, task, tensors["readout.W"]:requires_grad(true), tensors["readout.b"]:requires_grad(true))
+--- HM.attach(model): E:model gives back the classifier it trained, or a model it loaded
+function M.attach(model, task)
+  if getmetatable(model) == Clf then return model end
+  return wrap(model, task)
+end
+
+--- HM.layer_outputs(model): the state after 0..n_layers layers (post-LN: each block's output
+--- is hook_normalized_resid_post)
+function M.layer_outputs(model)
+  local names = { "blocks.0.hook_resid_pre" }
+  for layer = 0, model.cfg.n_layers - 1 do names[#names + 1] = "blocks." .. layer .. ".hook_normalized_resid_post" end
+  return names
 end
 
 --- HM.probs(clf, tokens [, positions]): softmax probabilities [n, q], in chunks, no grad

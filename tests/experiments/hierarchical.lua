@@ -17,10 +17,15 @@ local sanitized = os.getenv("MILUA_SANITIZED")
 local extras = { hierarchical_filtering = " --steps 12 --filtered-epochs 1 --train-size 512 --n-test 200 --n-filtered-test 100",
   hierarchical_mlm = " --steps 12 --train-size 512 --n-test 200 --n-probe 100" }
 
+-- "under a minute" is a property of an idle machine; the tests share theirs with other jobs, so
+-- the run's own CPU seconds (user + system, from /usr/bin/time, one thread) are what is checked
+local has_time = io.open("/usr/bin/time") ~= nil
+
 local function run(script, out, flags)
-  local log = out .. ".log"
-  local cmd = string.format("OMP_NUM_THREADS=1 %s experiments/%s.lua --quick --out %s%s%s > %s 2>&1", milua, script,
-    out, sanitized and extras[script] or "", flags or "", log)
+  local log, tfile = out .. ".log", out .. ".cpu"
+  local cmd = string.format("OMP_NUM_THREADS=1 %s%s experiments/%s.lua --quick --out %s%s%s > %s 2>&1",
+    has_time and ("/usr/bin/time -f '%U %S' -o " .. tfile .. " ") or "", milua, script, out,
+    sanitized and extras[script] or "", flags or "", log)
   local t0 = sys.clock()
   local ok = os.execute(cmd)
   local secs = sys.clock() - t0
@@ -29,7 +34,15 @@ local function run(script, out, flags)
     local f = io.open(log)
     if f then test.diag(f:read("a")); f:close() end
   end
-  test.ok(secs < 60 or sanitized, string.format("%s --quick takes under a minute (%.0f s)", script, secs))
+  local cpu = secs
+  local f = has_time and io.open(tfile)
+  if f then
+    local u, s = f:read("a"):match("([%d%.]+) ([%d%.]+)%s*$")
+    f:close()
+    if u then cpu = tonumber(u) + tonumber(s) end
+  end
+  test.ok(cpu < 60 or sanitized, string.format("%s --quick takes under a minute (%.1f CPU s, %.0f s wall on this machine)",
+    script, cpu, secs))
   local okj, res = pcall(json.read, out .. "/results.json")
   test.ok(okj, script .. ": results.json parses")
   return okj and res or {}
