@@ -20,6 +20,18 @@ static int l_layer_norm(lua_State *L) {
                                     luaL_optnumber(L, 4, 1e-5)));
   return 1;
 }
+static int l_ln_scale(lua_State *L) {
+  milua_pushtensor(L, mt_ln_scale(milua_checktensor(L, 1), luaL_optnumber(L, 2, 1e-5)));
+  return 1;
+}
+static int l_ln_normalize(lua_State *L) {
+  milua_pushtensor(L, mt_ln_normalize(milua_checktensor(L, 1), milua_checktensor(L, 2)));
+  return 1;
+}
+static int l_affine(lua_State *L) {
+  milua_pushtensor(L, mt_affine(milua_checktensor(L, 1), milua_checktensor(L, 2), milua_checktensor(L, 3)));
+  return 1;
+}
 static int l_linear(lua_State *L) {
   milua_pushtensor(L, mt_linear(milua_checktensor(L, 1), milua_checktensor(L, 2), milua_checktensor(L, 3)));
   return 1;
@@ -38,7 +50,8 @@ static int l_attn_apply(lua_State *L) {
 }
 
 static const luaL_Reg fns[] = {{"cross_entropy", l_cross_entropy}, {"mse", l_mse}, {"layer_norm", l_layer_norm},
-                               {"linear", l_linear}, {"attn_scores", l_attn_scores}, {"attn_softmax", l_attn_softmax},
+                               {"ln_scale", l_ln_scale}, {"ln_normalize", l_ln_normalize},
+                               {"affine", l_affine}, {"linear", l_linear}, {"attn_scores", l_attn_scores}, {"attn_softmax", l_attn_softmax},
                                {"attn_apply", l_attn_apply}, {NULL, NULL}};
 
 void mb_register_model(lua_State *L);   /* bindings/model.c */

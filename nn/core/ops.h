@@ -81,7 +81,7 @@ mt_tensor *mt_mse(mt_tensor *a, mt_tensor *b);
 mt_tensor *mt_layer_norm(mt_tensor *x, mt_tensor *w, mt_tensor *b, double eps);
 /* x [..., K] @ W + b. W is [K, N], or [H, K, E] (per-head, N = H*E); b has N elements */
 mt_tensor *mt_linear(mt_tensor *x, mt_tensor *W, mt_tensor *b);
-/* LayerNorm's hooked steps, without gradients: scale [..., 1], (x - mean) / scale, x * w + b */
+/* LayerNorm's hooked steps, each differentiable: scale [..., 1], (x - mean) / scale, x * w + b */
 mt_tensor *mt_ln_scale(mt_tensor *x, double eps);
 mt_tensor *mt_ln_normalize(mt_tensor *x, mt_tensor *scale);
 mt_tensor *mt_affine(mt_tensor *x, mt_tensor *w, mt_tensor *b);

@@ -1,5 +1,15 @@
-/* Fused kernels for the transformer's hot path, forward and backward side by
-   side (llm.c style). Each replaces a chain of generic ops by one node. */
+/* Fused kernels for the transformer's hot path: each replaces a chain of generic ops by one
+   autograd node. Each forward comes first, its backward right after it (llm.c style), with
+   the gradients in a comment above the backward. Shapes:
+
+     mt_layer_norm   x [..., D], w [D], b [D]           -> y [..., D]
+     mt_ln_scale     x [..., D]                         -> scale [..., 1]      (hooked LayerNorm,
+     mt_ln_normalize x [..., D], scale [..., 1]         -> xn [..., D]          step by step)
+     mt_affine       xn [..., D], w [D], b [D]          -> y [..., D]
+     mt_linear       x [..., K], W [K, N] or [H, K, E], b [N] or [H, E] -> [..., N] (N = H*E)
+     mt_attn_softmax scores [..., T, S], scale, causal  -> pattern [..., T, S]
+     mt_attn_scores  q [B, T, H, E], k [B, S, H, E]     -> scores [B, H, T, S] (unscaled)
+     mt_attn_apply   pattern [B, H, T, S], v [B, S, H, E] -> z [B, T, H, E]                     */
 #include "core/ops.h"
 #include "core/autograd.h"
 #include "core/fastmath.h"
@@ -9,7 +19,71 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* ---------------- LayerNorm ---------------- */
+/* ---------------- LayerNorm ----------------
+   Per row x [D] of x [..., D], with mean m = sum_i x_i / D and scale s = sqrt(sum_i (x_i - m)^2 / D + eps):
+     y_i = (x_i - m) / s * w_i + b_i
+   One node (mt_layer_norm) on the hot path; three (mt_ln_scale, mt_ln_normalize, mt_affine)
+   when a hook point sits between the steps. Both read a row's statistics from ln_row_stats,
+   so the two paths give the same bits. */
+
+/* a row's mean and scale: sums in double, the results rounded to float as the kernels use them */
+static inline void ln_row_stats(const float *x, int64_t D, double eps, float *mean, float *scale) {
+  double s = 0, v = 0;
+  for (int64_t i = 0; i < D; i++) s += x[i];
+  float m = D ? (float)(s / D) : 0.0f;
+  for (int64_t i = 0; i < D; i++) { float c = x[i] - m; v += (double)c * c; }
+  *mean = m;
+  *scale = sqrtf((D ? (float)(v / D) : 0.0f) + (float)eps);
+}
+static inline float ln_row_mean(const float *x, int64_t D) {
+  double s = 0;
+  for (int64_t i = 0; i < D; i++) s += x[i];
+  return D ? (float)(s / D) : 0.0f;
+}
+
+static int ln_backward(mt_node *n, mt_tensor *g, mt_tensor **gin);
+
+mt_tensor *mt_layer_norm(mt_tensor *x, mt_tensor *w, mt_tensor *b, double eps) {
+  char s1[64], s2[64];
+  if (x->ndim < 1 || x->dtype != MT_F32) { mt_seterr("layer_norm: needs a float32 tensor [..., D]"); return NULL; }
+  int64_t D = x->shape[x->ndim - 1];
+  if (w->ndim != 1 || b->ndim != 1 || w->shape[0] != D || b->shape[0] != D || !mt_is_contiguous(w) || !mt_is_contiguous(b)) {
+    mt_seterr("layer_norm: weight %s and bias %s must be contiguous [%lld] for input %s", mt_shape_str(w, s1, sizeof s1),
+              mt_shape_str(b, s2, sizeof s2), (long long)D, mt_shape_str(x, s1, sizeof s1));
+    return NULL;
+  }
+  mt_tensor *xc = mt_contiguous(x);
+  if (!xc) return NULL;
+  int64_t R = D ? mt_numel(xc) / D : 0, sst[1] = {2 * R};
+  mt_tensor *y = mt_empty(MT_F32, xc->ndim, xc->shape), *stats = mt_empty(MT_F32, 1, sst);
+  if (!y || !stats) { mt_unref(xc); mt_unref(y); mt_unref(stats); return NULL; }
+  const float *px = mt_f32(xc), *pw = mt_f32(w), *pb = mt_f32(b);
+  float *py = mt_f32(y), *ps = mt_f32(stats);
+#pragma omp parallel for schedule(static) if (mt_par_worth(4.0 * R * D))
+  for (int64_t r = 0; r < R; r++) {
+    const float *xr = px + r * D;
+    float *yr = py + r * D, mean, scale;
+    ln_row_stats(xr, D, eps, &mean, &scale);
+    for (int64_t i = 0; i < D; i++) yr[i] = (xr[i] - mean) / scale * pw[i] + pb[i];
+    ps[2 * r] = mean;
+    ps[2 * r + 1] = scale;
+  }
+  mt_tensor *in[3] = {x, w, b};
+  if (mt_needs_grad(3, in)) {
+    mt_node *n = mt_node_new("layer_norm", ln_backward, 3, in);
+    if (!n) { mt_unref(xc); mt_unref(y); mt_unref(stats); return NULL; }
+    mt_node_save(n, xc);
+    mt_node_save(n, w);
+    mt_node_save(n, stats);
+    mt_node_attach(n, y);
+  }
+  mt_unref(xc);
+  mt_unref(stats);
+  return y;
+}
+
+/* with xn = (x - m) / s and dxn = dy * w:
+     dx_i = (dxn_i - mean(dxn) - xn_i mean(dxn xn)) / s,  dw = sum_rows dy xn,  db = sum_rows dy */
 static int ln_backward(mt_node *n, mt_tensor *g, mt_tensor **gin) {
   mt_tensor *x = mt_node_saved(n, 0), *w = mt_node_saved(n, 1), *stats = mt_node_saved(n, 2);
   if (!x || !w || !stats) return -1;
@@ -59,54 +133,10 @@ static int ln_backward(mt_node *n, mt_tensor *g, mt_tensor **gin) {
   return 0;
 }
 
-mt_tensor *mt_layer_norm(mt_tensor *x, mt_tensor *w, mt_tensor *b, double eps) {
-  char s1[64], s2[64];
-  if (x->ndim < 1 || x->dtype != MT_F32) { mt_seterr("layer_norm: needs a float32 tensor [..., D]"); return NULL; }
-  int64_t D = x->shape[x->ndim - 1];
-  if (w->ndim != 1 || b->ndim != 1 || w->shape[0] != D || b->shape[0] != D || !mt_is_contiguous(w) || !mt_is_contiguous(b)) {
-    mt_seterr("layer_norm: weight %s and bias %s must be contiguous [%lld] for input %s", mt_shape_str(w, s1, sizeof s1),
-              mt_shape_str(b, s2, sizeof s2), (long long)D, mt_shape_str(x, s1, sizeof s1));
-    return NULL;
-  }
-  mt_tensor *xc = mt_contiguous(x);
-  if (!xc) return NULL;
-  int64_t R = D ? mt_numel(xc) / D : 0, sst[1] = {2 * R};
-  mt_tensor *y = mt_empty(MT_F32, xc->ndim, xc->shape), *stats = mt_empty(MT_F32, 1, sst);
-  if (!y || !stats) { mt_unref(xc); mt_unref(y); mt_unref(stats); return NULL; }
-  const float *px = mt_f32(xc), *pw = mt_f32(w), *pb = mt_f32(b);
-  float *py = mt_f32(y), *ps = mt_f32(stats);
-#pragma omp parallel for schedule(static) if (mt_par_worth(4.0 * R * D))
-  for (int64_t r = 0; r < R; r++) {
-    const float *xr = px + r * D;
-    float *yr = py + r * D;
-    double s = 0;
-    for (int64_t i = 0; i < D; i++) s += xr[i];
-    float mean = (float)(s / D);
-    double v = 0;
-    for (int64_t i = 0; i < D; i++) { float c = xr[i] - mean; v += (double)c * c; }
-    float scale = sqrtf((float)(v / D) + (float)eps);
-    for (int64_t i = 0; i < D; i++) yr[i] = (xr[i] - mean) / scale * pw[i] + pb[i];
-    ps[2 * r] = mean;
-    ps[2 * r + 1] = scale;
-  }
-  mt_tensor *in[3] = {x, w, b};
-  if (mt_needs_grad(3, in)) {
-    mt_node *n = mt_node_new("layer_norm", ln_backward, 3, in);
-    if (!n) { mt_unref(xc); mt_unref(y); mt_unref(stats); return NULL; }
-    mt_node_save(n, xc);
-    mt_node_save(n, w);
-    mt_node_save(n, stats);
-    mt_node_attach(n, y);
-  }
-  mt_unref(xc);
-  mt_unref(stats);
-  return y;
-}
+/* The hooked steps. scale [..., 1] = s of each row of x [..., D] */
+static int ln_scale_backward(mt_node *n, mt_tensor *g, mt_tensor **gin);
 
-/* LayerNorm in three steps with a hook point between each (hook_scale, hook_normalized), for
-   caches taken without gradients: one pass per step instead of nine generic ops. The caller
-   uses the generic ops when gradients are needed. */
-mt_tensor *mt_ln_scale(mt_tensor *x, double eps) {   /* sqrt(var + eps) over the last dim, [..., 1] */
+mt_tensor *mt_ln_scale(mt_tensor *x, double eps) {
   if (x->ndim < 1 || x->dtype != MT_F32) { mt_seterr("ln_scale: needs a float32 tensor [..., D]"); return NULL; }
   mt_tensor *xc = mt_contiguous(x);
   if (!xc) return NULL;
@@ -120,18 +150,42 @@ mt_tensor *mt_ln_scale(mt_tensor *x, double eps) {   /* sqrt(var + eps) over the
   float *ps = mt_f32(sc);
 #pragma omp parallel for schedule(static) if (mt_par_worth(3.0 * R * D))
   for (int64_t r = 0; r < R; r++) {
-    const float *xr = px + r * D;
-    double s = 0, v = 0;
-    for (int64_t i = 0; i < D; i++) s += xr[i];
-    float mean = D ? (float)(s / D) : 0.0f;
-    for (int64_t i = 0; i < D; i++) { float c = xr[i] - mean; v += (double)c * c; }
-    ps[r] = sqrtf((D ? (float)(v / D) : 0.0f) + (float)eps);
+    float mean;
+    ln_row_stats(px + r * D, D, eps, &mean, &ps[r]);
+  }
+  if (mt_needs_grad(1, &x)) {
+    mt_node *n = mt_node_new("ln_scale", ln_scale_backward, 1, &x);
+    if (!n) { mt_unref(xc); mt_unref(sc); return NULL; }
+    mt_node_save(n, xc);
+    mt_node_save(n, sc);
+    mt_node_attach(n, sc);
   }
   mt_unref(xc);
   return sc;
 }
 
-mt_tensor *mt_ln_normalize(mt_tensor *x, mt_tensor *scale) {   /* (x - mean) / scale, scale [..., 1] */
+/* ds/dx_i = (x_i - m) / (D s): the mean's own term sums to zero */
+static int ln_scale_backward(mt_node *n, mt_tensor *g, mt_tensor **gin) {
+  mt_tensor *x = mt_node_saved(n, 0), *sc = mt_node_saved(n, 1);
+  if (!x || !sc) return -1;
+  int64_t D = x->shape[x->ndim - 1], R = mt_numel(sc);
+  mt_tensor *dx = mt_empty(MT_F32, x->ndim, x->shape);
+  if (!dx) return -1;
+  const float *px = mt_f32(x), *ps = mt_f32(sc), *pg = mt_f32(g);
+  float *pd = mt_f32(dx);
+  for (int64_t r = 0; r < R; r++) {
+    const float *xr = px + r * D;
+    float m = ln_row_mean(xr, D), k = pg[r] / ((float)D * ps[r]);
+    for (int64_t i = 0; i < D; i++) pd[r * D + i] = (xr[i] - m) * k;
+  }
+  gin[0] = dx;
+  return 0;
+}
+
+/* xn [..., D] = (x - m) / scale, with the scale an input of its own (a hook may have replaced it) */
+static int ln_normalize_backward(mt_node *n, mt_tensor *g, mt_tensor **gin);
+
+mt_tensor *mt_ln_normalize(mt_tensor *x, mt_tensor *scale) {
   if (x->ndim < 1 || x->dtype != MT_F32 || scale->dtype != MT_F32 || mt_numel(scale) * x->shape[x->ndim - 1] != mt_numel(x)) {
     mt_seterr("ln_normalize: needs float32 x [..., D] and scale [..., 1]");
     return NULL;
@@ -145,17 +199,48 @@ mt_tensor *mt_ln_normalize(mt_tensor *x, mt_tensor *scale) {   /* (x - mean) / s
 #pragma omp parallel for schedule(static) if (mt_par_worth(3.0 * R * D))
     for (int64_t r = 0; r < R; r++) {
       const float *xr = px + r * D;
-      double s = 0;
-      for (int64_t i = 0; i < D; i++) s += xr[i];
-      float mean = (float)(s / D);
+      float mean = ln_row_mean(xr, D);
       for (int64_t i = 0; i < D; i++) py[r * D + i] = (xr[i] - mean) / ps[r];
+    }
+    mt_tensor *in[2] = {x, scale};
+    if (mt_needs_grad(2, in)) {
+      mt_node *n = mt_node_new("ln_normalize", ln_normalize_backward, 2, in);
+      if (!n) { mt_unref(y); y = NULL; }
+      else { mt_node_save(n, xc); mt_node_save(n, sc); mt_node_attach(n, y); }
     }
   }
   mt_unref(xc); mt_unref(sc);
   return y;
 }
 
-mt_tensor *mt_affine(mt_tensor *x, mt_tensor *w, mt_tensor *b) {   /* x * w + b over the last dim */
+/* dx_i = (g_i - mean(g)) / s;  ds = -sum_i g_i (x_i - m) / s^2 */
+static int ln_normalize_backward(mt_node *n, mt_tensor *g, mt_tensor **gin) {
+  mt_tensor *x = mt_node_saved(n, 0), *sc = mt_node_saved(n, 1);
+  if (!x || !sc) return -1;
+  int64_t D = x->shape[x->ndim - 1], R = mt_numel(sc);
+  mt_tensor *dx = n->next[0] ? mt_empty(MT_F32, x->ndim, x->shape) : NULL;
+  mt_tensor *ds = n->next[1] ? mt_empty(MT_F32, n->in_ndim[1], n->in_shape[1]) : NULL;
+  if ((n->next[0] && !dx) || (n->next[1] && !ds)) { mt_unref(dx); mt_unref(ds); return -1; }
+  const float *px = mt_f32(x), *ps = mt_f32(sc), *pg = mt_f32(g);
+  for (int64_t r = 0; r < R; r++) {
+    const float *xr = px + r * D, *gr = pg + r * D;
+    float m = ln_row_mean(xr, D), s = ps[r];
+    double sg = 0, sgx = 0;
+    for (int64_t i = 0; i < D; i++) { sg += gr[i]; sgx += (double)gr[i] * (xr[i] - m); }
+    if (dx) {
+      float mg = (float)(sg / D), *dr = mt_f32(dx) + r * D;
+      for (int64_t i = 0; i < D; i++) dr[i] = (gr[i] - mg) / s;
+    }
+    if (ds) mt_f32(ds)[r] = (float)(-sgx / ((double)s * s));
+  }
+  gin[0] = dx; gin[1] = ds;
+  return 0;
+}
+
+/* y [..., D] = x * w + b, w and b [D] */
+static int affine_backward(mt_node *n, mt_tensor *g, mt_tensor **gin);
+
+mt_tensor *mt_affine(mt_tensor *x, mt_tensor *w, mt_tensor *b) {
   int64_t D = x->ndim ? x->shape[x->ndim - 1] : 0;
   if (x->ndim < 1 || x->dtype != MT_F32 || mt_numel(w) != D || mt_numel(b) != D || w->dtype != MT_F32 || b->dtype != MT_F32) {
     mt_seterr("affine: needs float32 x [..., D], w [D] and b [D]");
@@ -170,9 +255,46 @@ mt_tensor *mt_affine(mt_tensor *x, mt_tensor *w, mt_tensor *b) {   /* x * w + b 
 #pragma omp parallel for schedule(static) if (mt_par_worth(2.0 * R * D))
     for (int64_t r = 0; r < R; r++)
       for (int64_t i = 0; i < D; i++) py[r * D + i] = px[r * D + i] * pw[i] + pb[i];
+    mt_tensor *in[3] = {x, w, b};
+    if (mt_needs_grad(3, in)) {
+      mt_node *n = mt_node_new("affine", affine_backward, 3, in);
+      if (!n) { mt_unref(y); y = NULL; }
+      else { mt_node_save(n, xc); mt_node_save(n, wc); mt_node_attach(n, y); }
+    }
   }
   mt_unref(xc); mt_unref(wc); mt_unref(bc);
   return y;
+}
+
+/* dx = g * w;  dw = sum_rows g x;  db = sum_rows g */
+static int affine_backward(mt_node *n, mt_tensor *g, mt_tensor **gin) {
+  mt_tensor *x = mt_node_saved(n, 0), *w = mt_node_saved(n, 1);
+  if (!x || !w) return -1;
+  int64_t D = x->shape[x->ndim - 1], R = D ? mt_numel(x) / D : 0;
+  mt_tensor *dx = n->next[0] ? mt_empty(MT_F32, x->ndim, x->shape) : NULL;
+  mt_tensor *dw = n->next[1] ? mt_empty(MT_F32, n->in_ndim[1], n->in_shape[1]) : NULL;
+  mt_tensor *db = n->next[2] ? mt_empty(MT_F32, n->in_ndim[2], n->in_shape[2]) : NULL;
+  double *acc = calloc((size_t)(2 * D + 1), sizeof *acc);
+  if ((n->next[0] && !dx) || (n->next[1] && !dw) || (n->next[2] && !db) || !acc) {
+    mt_unref(dx); mt_unref(dw); mt_unref(db); free(acc);
+    if (!acc) mt_seterr("out of memory");
+    return -1;
+  }
+  const float *px = mt_f32(x), *pw = mt_f32(w), *pg = mt_f32(g);
+  for (int64_t r = 0; r < R; r++)
+    for (int64_t i = 0; i < D; i++) {
+      float gi = pg[r * D + i];
+      if (dx) mt_f32(dx)[r * D + i] = gi * pw[i];
+      acc[i] += (double)gi * px[r * D + i];
+      acc[D + i] += gi;
+    }
+  for (int64_t i = 0; i < D; i++) {
+    if (dw) mt_f32(dw)[i] = (float)acc[i];
+    if (db) mt_f32(db)[i] = (float)acc[D + i];
+  }
+  free(acc);
+  gin[0] = dx; gin[1] = dw; gin[2] = db;
+  return 0;
 }
 
 /* ---------------- linear (bias folded into the GEMM) ---------------- */
@@ -195,6 +317,48 @@ static void linear_fwd(const float *x, const float *W, const float *b, float *ou
   mt_sgemm(0, 0, R, N, K, x, K, W, N, 1.0f, out, N);
 }
 
+static int linear_backward(mt_node *n, mt_tensor *g, mt_tensor **gin);
+
+mt_tensor *mt_linear(mt_tensor *x, mt_tensor *W, mt_tensor *b) {
+  char s1[64], s2[64], s3[64];
+  int64_t K = x->ndim ? x->shape[x->ndim - 1] : 0, N, H = 0;
+  if (W->ndim == 2) N = W->shape[1];
+  else if (W->ndim == 3) { H = W->shape[0]; N = H * W->shape[2]; }
+  else N = -1;
+  int wk = W->ndim == 2 ? W->shape[0] == K : W->ndim == 3 ? W->shape[1] == K : 0;
+  if (x->ndim < 1 || x->dtype != MT_F32 || W->dtype != MT_F32 || b->dtype != MT_F32 || N < 0 || !wk ||
+      mt_numel(b) != N || !mt_is_contiguous(W) || !mt_is_contiguous(b)) {
+    mt_seterr("linear: %s @ %s + %s: expected x [..., K], contiguous W [K, N] or [H, K, E], and b with N elements",
+              mt_shape_str(x, s1, sizeof s1), mt_shape_str(W, s2, sizeof s2), mt_shape_str(b, s3, sizeof s3));
+    return NULL;
+  }
+  mt_tensor *xc = mt_contiguous(x);
+  if (!xc) return NULL;
+  int64_t shape[MT_MAXDIM];
+  memcpy(shape, x->shape, sizeof shape);
+  shape[x->ndim - 1] = N;
+  mt_tensor *out = mt_empty(MT_F32, x->ndim, shape);
+  if (!out) { mt_unref(xc); return NULL; }
+  int64_t R = K ? mt_numel(xc) / K : 0;
+  if (!K) { R = 1; for (int i = 0; i < x->ndim - 1; i++) R *= x->shape[i]; }
+  mt_tensor *wc = H ? heads_to_cols(mt_f32(W), H, K, N / H) : NULL;
+  if (H && !wc) { mt_unref(xc); mt_unref(out); return NULL; }
+  linear_fwd(mt_f32(xc), H ? mt_f32(wc) : mt_f32(W), mt_f32(b), mt_f32(out), R, K, N);
+  mt_unref(wc);
+  mt_tensor *in[3] = {x, W, b};
+  if (mt_needs_grad(3, in)) {
+    mt_node *n = mt_node_new("linear", linear_backward, 3, in);
+    if (!n) { mt_unref(xc); mt_unref(out); return NULL; }
+    n->iarg[0] = K; n->iarg[1] = N; n->iarg[2] = H;
+    mt_node_save(n, n->next[1] ? xc : NULL);
+    mt_node_save(n, n->next[0] ? W : NULL);
+    mt_node_attach(n, out);
+  }
+  mt_unref(xc);
+  return out;
+}
+
+/* y = x W + b:  dx = g W^T,  dW = x^T g (scattered back to [H, K, E] for per-head weights),  db = sum_rows g */
 static int linear_backward(mt_node *n, mt_tensor *g, mt_tensor **gin) {
   mt_tensor *x = n->next[1] ? mt_node_saved(n, 0) : NULL, *W = n->next[0] ? mt_node_saved(n, 1) : NULL;
   if ((n->next[1] && !x) || (n->next[0] && !W)) return -1;
@@ -240,67 +404,9 @@ static int linear_backward(mt_node *n, mt_tensor *g, mt_tensor **gin) {
   return 0;
 }
 
-mt_tensor *mt_linear(mt_tensor *x, mt_tensor *W, mt_tensor *b) {
-  char s1[64], s2[64], s3[64];
-  int64_t K = x->ndim ? x->shape[x->ndim - 1] : 0, N, H = 0;
-  if (W->ndim == 2) N = W->shape[1];
-  else if (W->ndim == 3) { H = W->shape[0]; N = H * W->shape[2]; }
-  else N = -1;
-  int wk = W->ndim == 2 ? W->shape[0] == K : W->ndim == 3 ? W->shape[1] == K : 0;
-  if (x->ndim < 1 || x->dtype != MT_F32 || W->dtype != MT_F32 || b->dtype != MT_F32 || N < 0 || !wk ||
-      mt_numel(b) != N || !mt_is_contiguous(W) || !mt_is_contiguous(b)) {
-    mt_seterr("linear: %s @ %s + %s: expected x [..., K], contiguous W [K, N] or [H, K, E], and b with N elements",
-              mt_shape_str(x, s1, sizeof s1), mt_shape_str(W, s2, sizeof s2), mt_shape_str(b, s3, sizeof s3));
-    return NULL;
-  }
-  mt_tensor *xc = mt_contiguous(x);
-  if (!xc) return NULL;
-  int64_t shape[MT_MAXDIM];
-  memcpy(shape, x->shape, sizeof shape);
-  shape[x->ndim - 1] = N;
-  mt_tensor *out = mt_empty(MT_F32, x->ndim, shape);
-  if (!out) { mt_unref(xc); return NULL; }
-  int64_t R = K ? mt_numel(xc) / K : 0;
-  if (!K) { R = 1; for (int i = 0; i < x->ndim - 1; i++) R *= x->shape[i]; }
-  mt_tensor *wc = H ? heads_to_cols(mt_f32(W), H, K, N / H) : NULL;
-  if (H && !wc) { mt_unref(xc); mt_unref(out); return NULL; }
-  linear_fwd(mt_f32(xc), H ? mt_f32(wc) : mt_f32(W), mt_f32(b), mt_f32(out), R, K, N);
-  mt_unref(wc);
-  mt_tensor *in[3] = {x, W, b};
-  if (mt_needs_grad(3, in)) {
-    mt_node *n = mt_node_new("linear", linear_backward, 3, in);
-    if (!n) { mt_unref(xc); mt_unref(out); return NULL; }
-    n->iarg[0] = K; n->iarg[1] = N; n->iarg[2] = H;
-    mt_node_save(n, n->next[1] ? xc : NULL);
-    mt_node_save(n, n->next[0] ? W : NULL);
-    mt_node_attach(n, out);
-  }
-  mt_unref(xc);
-  return out;
-}
-
-/* ---------------- scaled, masked softmax ---------------- */
-static int attn_softmax_backward(mt_node *n, mt_tensor *g, mt_tensor **gin) {
-  mt_tensor *p = mt_node_saved(n, 0);
-  if (!p) return -1;
-  int64_t S = p->shape[p->ndim - 1], R = mt_numel(p) / (S ? S : 1);
-  float scale = (float)n->darg[0];
-  mt_tensor *d = mt_empty(MT_F32, p->ndim, p->shape);
-  if (!d) return -1;
-  const float *pp = mt_f32(p), *pg = mt_f32(g);
-  float *pd = mt_f32(d);
-#pragma omp parallel for schedule(static) if (mt_par_worth(4.0 * R * S))
-  for (int64_t r = 0; r < R; r++) {
-    const float *pr = pp + r * S, *gr = pg + r * S;
-    float *dr = pd + r * S;
-    double s = 0;
-    for (int64_t j = 0; j < S; j++) s += (double)pr[j] * gr[j];
-    float sf = (float)s;
-    for (int64_t j = 0; j < S; j++) dr[j] = scale * pr[j] * (gr[j] - sf);
-  }
-  gin[0] = d;
-  return 0;
-}
+/* ---------------- scaled, masked softmax ----------------
+   p = softmax(scale * scores) over the last dim, keys after the query weighing 0 when causal */
+static int attn_softmax_backward(mt_node *n, mt_tensor *g, mt_tensor **gin);
 
 mt_tensor *mt_attn_softmax(mt_tensor *scores, double scale, int causal) {
   if (scores->ndim < 2 || scores->dtype != MT_F32) { mt_seterr("attn_softmax: needs float32 scores [..., T, S]"); return NULL; }
@@ -337,6 +443,29 @@ mt_tensor *mt_attn_softmax(mt_tensor *scores, double scale, int causal) {
     mt_node_attach(n, p);
   }
   return p;
+}
+
+/* d scores_j = scale * p_j (g_j - sum_k p_k g_k) */
+static int attn_softmax_backward(mt_node *n, mt_tensor *g, mt_tensor **gin) {
+  mt_tensor *p = mt_node_saved(n, 0);
+  if (!p) return -1;
+  int64_t S = p->shape[p->ndim - 1], R = mt_numel(p) / (S ? S : 1);
+  float scale = (float)n->darg[0];
+  mt_tensor *d = mt_empty(MT_F32, p->ndim, p->shape);
+  if (!d) return -1;
+  const float *pp = mt_f32(p), *pg = mt_f32(g);
+  float *pd = mt_f32(d);
+#pragma omp parallel for schedule(static) if (mt_par_worth(4.0 * R * S))
+  for (int64_t r = 0; r < R; r++) {
+    const float *pr = pp + r * S, *gr = pg + r * S;
+    float *dr = pd + r * S;
+    double s = 0;
+    for (int64_t j = 0; j < S; j++) s += (double)pr[j] * gr[j];
+    float sf = (float)s;
+    for (int64_t j = 0; j < S; j++) dr[j] = scale * pr[j] * (gr[j] - sf);
+  }
+  gin[0] = d;
+  return 0;
 }
 
 /* ---------------- per-(batch, head) products ----------------
@@ -398,16 +527,7 @@ static mt_tensor *per_head_node(const char *name, mt_backward_fn bw, mt_tensor *
 
 /* ---------------- attention scores: s[b,h,t,u] = sum_e q[b,t,h,e] k[b,u,h,e] ----------------
    unscaled (the softmax scales) */
-static int attn_scores_backward(mt_node *n, mt_tensor *g, mt_tensor **gin) {
-  mt_tensor *q = mt_node_saved(n, 0), *k = mt_node_saved(n, 1);
-  if (!q || !k) return -1;
-  int64_t B = q->shape[0], T = q->shape[1], H = q->shape[2], E = q->shape[3], S = k->shape[1];
-  const float *pg = mt_f32(g);
-  /* dq[b,:,h,:] = g[b,h] @ k[b,:,h,:];  dk[b,:,h,:] = g[b,h]^T @ q[b,:,h,:] */
-  if (head_grad(n, 0, q, 0, 0, T, E, S, pattern_of(pg, T, S), proj_of(mt_f32(k), S, E), 1, B, H, gin)) return -1;
-  if (head_grad(n, 1, k, 1, 0, S, E, T, pattern_of(pg, T, S), proj_of(mt_f32(q), T, E), 1, B, H, gin)) return -1;
-  return 0;
-}
+static int attn_scores_backward(mt_node *n, mt_tensor *g, mt_tensor **gin);
 
 mt_tensor *mt_attn_scores(mt_tensor *q, mt_tensor *k) {
   char s1[64], s2[64];
@@ -422,17 +542,19 @@ mt_tensor *mt_attn_scores(mt_tensor *q, mt_tensor *k) {
   return per_head_node("attn_scores", attn_scores_backward, q, k, 4, ss, 1, T, S, E, 1, 0);
 }
 
-/* ---------------- attention apply: z[b,t,h,:] = sum_s p[b,h,t,s] v[b,s,h,:] ---------------- */
-static int attn_apply_backward(mt_node *n, mt_tensor *g, mt_tensor **gin) {
-  mt_tensor *p = mt_node_saved(n, 0), *v = mt_node_saved(n, 1);
-  if (!p || !v) return -1;
-  int64_t B = p->shape[0], H = p->shape[1], T = p->shape[2], S = p->shape[3], E = v->shape[3];
+static int attn_scores_backward(mt_node *n, mt_tensor *g, mt_tensor **gin) {
+  mt_tensor *q = mt_node_saved(n, 0), *k = mt_node_saved(n, 1);
+  if (!q || !k) return -1;
+  int64_t B = q->shape[0], T = q->shape[1], H = q->shape[2], E = q->shape[3], S = k->shape[1];
   const float *pg = mt_f32(g);
-  /* dp[b,h] = g[b,:,h,:] @ v[b,:,h,:]^T;  dv[b,:,h,:] = p[b,h]^T @ g[b,:,h,:] */
-  if (head_grad(n, 0, p, 0, 1, T, S, E, proj_of(pg, T, E), proj_of(mt_f32(v), S, E), 0, B, H, gin)) return -1;
-  if (head_grad(n, 1, v, 1, 0, S, E, T, pattern_of(mt_f32(p), T, S), proj_of(pg, T, E), 1, B, H, gin)) return -1;
+  /* dq[b,:,h,:] = g[b,h] @ k[b,:,h,:];  dk[b,:,h,:] = g[b,h]^T @ q[b,:,h,:] */
+  if (head_grad(n, 0, q, 0, 0, T, E, S, pattern_of(pg, T, S), proj_of(mt_f32(k), S, E), 1, B, H, gin)) return -1;
+  if (head_grad(n, 1, k, 1, 0, S, E, T, pattern_of(pg, T, S), proj_of(mt_f32(q), T, E), 1, B, H, gin)) return -1;
   return 0;
 }
+
+/* ---------------- attention apply: z[b,t,h,:] = sum_s p[b,h,t,s] v[b,s,h,:] ---------------- */
+static int attn_apply_backward(mt_node *n, mt_tensor *g, mt_tensor **gin);
 
 mt_tensor *mt_attn_apply(mt_tensor *pattern, mt_tensor *v) {
   char s1[64], s2[64];
@@ -445,4 +567,15 @@ mt_tensor *mt_attn_apply(mt_tensor *pattern, mt_tensor *v) {
   int64_t B = pattern->shape[0], H = pattern->shape[1], T = pattern->shape[2], S = pattern->shape[3], E = v->shape[3];
   int64_t zs[4] = {B, T, H, E};
   return per_head_node("attn_apply", attn_apply_backward, pattern, v, 4, zs, 0, T, E, S, 0, 1);
+}
+
+static int attn_apply_backward(mt_node *n, mt_tensor *g, mt_tensor **gin) {
+  mt_tensor *p = mt_node_saved(n, 0), *v = mt_node_saved(n, 1);
+  if (!p || !v) return -1;
+  int64_t B = p->shape[0], H = p->shape[1], T = p->shape[2], S = p->shape[3], E = v->shape[3];
+  const float *pg = mt_f32(g);
+  /* dp[b,h] = g[b,:,h,:] @ v[b,:,h,:]^T;  dv[b,:,h,:] = p[b,h]^T @ g[b,:,h,:] */
+  if (head_grad(n, 0, p, 0, 1, T, S, E, proj_of(pg, T, E), proj_of(mt_f32(v), S, E), 0, B, H, gin)) return -1;
+  if (head_grad(n, 1, v, 1, 0, S, E, T, pattern_of(mt_f32(p), T, S), proj_of(pg, T, E), 1, B, H, gin)) return -1;
+  return 0;
 }

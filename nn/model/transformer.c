@@ -251,8 +251,10 @@ static int fire_layer(fctx *f, int layer, int k, mt_tensor **t) { return fire(f,
 #define TRY(x) do { if (!(x)) goto fail; } while (0)
 #define SWAP(var, expr) do { mt_tensor *_n = (expr); mt_unref(var); var = _n; if (!var) goto fail; } while (0)
 
-/* the hooked LayerNorm when no gradient is needed (a cache, an intervention): three passes */
-static mt_tensor *layer_norm_nograd(fctx *f, mt_tensor *x, mt_tensor *w, mt_tensor *b, int id_scale, int id_norm, int layer) {
+/* LayerNorm with hook points for the scale and the normalized stream: the fused kernel unless
+   a hook wants one of them, then the same arithmetic in three differentiable steps (fused.c) */
+static mt_tensor *layer_norm(fctx *f, mt_tensor *x, mt_tensor *w, mt_tensor *b, int id_scale, int id_norm, int layer) {
+  if (!active(f, id_scale) && !active(f, id_norm)) return mt_layer_norm(x, w, b, f->c->ln_eps);
   mt_tensor *sc = NULL, *xn = NULL, *out = NULL;
   TRY(sc = mt_ln_scale(x, f->c->ln_eps));
   if (fire(f, id_scale, layer, &sc)) goto fail;
@@ -261,32 +263,6 @@ static mt_tensor *layer_norm_nograd(fctx *f, mt_tensor *x, mt_tensor *w, mt_tens
   out = mt_affine(xn, w, b);
 fail:
   mt_unref(sc); mt_unref(xn);
-  return out;
-}
-
-/* LayerNorm with hook points for the scale and the normalized stream */
-static mt_tensor *layer_norm(fctx *f, mt_tensor *x, mt_tensor *w, mt_tensor *b, int id_scale, int id_norm, int layer) {
-  /* the fused kernel unless a hook wants the scale or the normalized stream */
-  if (!active(f, id_scale) && !active(f, id_norm)) return mt_layer_norm(x, w, b, f->c->ln_eps);
-  mt_tensor *in[3] = {x, w, b};
-  if (!mt_needs_grad(3, in)) return layer_norm_nograd(f, x, w, b, id_scale, id_norm, layer);
-  mt_tensor *mean = NULL, *xc = NULL, *sq = NULL, *ms = NULL, *eps = NULL, *var = NULL, *scale = NULL, *xn = NULL,
-            *y = NULL, *out = NULL;
-  TRY(mean = mt_mean(x, -1, 1));
-  TRY(xc = mt_binary(MT_SUB, x, mean));
-  TRY(sq = mt_binary(MT_MUL, xc, xc));
-  TRY(ms = mt_mean(sq, -1, 1));
-  TRY(eps = mt_scalar(MT_F32, f->c->ln_eps));
-  TRY(var = mt_binary(MT_ADD, ms, eps));
-  TRY(scale = mt_unary(MT_SQRT, var));
-  if (fire(f, id_scale, layer, &scale)) goto fail;
-  TRY(xn = mt_binary(MT_DIV, xc, scale));
-  if (fire(f, id_norm, layer, &xn)) goto fail;
-  TRY(y = mt_binary(MT_MUL, xn, w));
-  out = mt_binary(MT_ADD, y, b);
-fail:
-  mt_unref(mean); mt_unref(xc); mt_unref(sq); mt_unref(ms); mt_unref(eps); mt_unref(var); mt_unref(scale);
-  mt_unref(xn); mt_unref(y);
   return out;
 }
 

@@ -1,11 +1,11 @@
 /* The transformer of DESIGN.md (TransformerLens names and shapes), built from
-   autograd ops, with named hook points that cost nothing when unused. */
+   autograd ops, with named hook points that cost nothing when unused. The config
+   (model/config.h) chooses pre-LN or post-LN blocks and the readout (unembedding, flatten,
+   [CLS] tanh pooler); man/milua-nn.3 gives the equations, parameter and hook names. */
 #ifndef MT_TRANSFORMER_H
 #define MT_TRANSFORMER_H
 #include "core/tensor.h"
 #include "model/config.h"
-
-
 
 /* Parameters in a fixed order; the i-th name and shape */
 int mt_tf_n_params(const mt_config *c);
@@ -27,7 +27,8 @@ typedef struct {
   int return_resid;              /* 1: the final states the readout reads, instead of its output */
 } mt_forward_opts;
 
-/* tokens int32 [B, T], 0-based ids. params in mt_tf_param_info order. */
+/* tokens int32 [B, T], 0-based ids. params in mt_tf_param_info order. Returns
+   [B, T, d_vocab_out] (readout "unembed") or [B, d_out], or NULL with mt_error() set. */
 mt_tensor *mt_tf_forward(const mt_config *c, mt_tensor *const *params, mt_tensor *tokens, const mt_forward_opts *o);
 
 #endif

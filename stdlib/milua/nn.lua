@@ -1,6 +1,7 @@
 -- milua.nn: the transformer model object, hooks, caches, checkpoints and losses.
 --
---   local model = nn.transformer{ n_layers = 2, d_model = 64, ... }
+--   local model = nn.transformer{ n_layers = 2, d_model = 64, ... }   -- keys: nn/model/config.c
+--     (ln_position = "post" for post-LN blocks; readout = "flatten" | "cls_pooler" with d_out)
 --   model:forward(tokens [, {return_type = "logits"|"resid", stop_at_layer = l}])
 --   model:run_with_cache(tokens [, filter [, {grads = true, loss = fn}]]) -> logits, cache
 --   model:run_with_hooks(tokens, {[name] = fn, ...} [, forward_opts])     -> logits
@@ -15,10 +16,15 @@ local nn = {}
 nn.cross_entropy = core.cross_entropy
 nn.mse = core.mse
 --- The transformer's fused kernels, one by one (each with its own backward):
---- nn.layer_norm(x, w, b [, eps]) over the last dim; nn.linear(x, W, b) with W [K, N] or per-head [H, K, E];
+--- nn.layer_norm(x, w, b [, eps]) over the last dim, or step by step (the model's hooked path):
+--- nn.ln_scale(x [, eps]) -> [..., 1], nn.ln_normalize(x, scale), nn.affine(xn, w, b);
+--- nn.linear(x, W, b) with W [K, N] or per-head [H, K, E];
 --- nn.attn_scores(q, k) -> [B,H,T,S] unscaled, from q [B,T,H,E] and k [B,S,H,E];
 --- nn.attn_softmax(scores, scale [, causal]) -> pattern; nn.attn_apply(pattern, v) -> z [B,T,H,E]
 nn.layer_norm = core.layer_norm
+nn.ln_scale = core.ln_scale
+nn.ln_normalize = core.ln_normalize
+nn.affine = core.affine
 nn.linear = core.linear
 nn.attn_scores = core.attn_scores
 nn.attn_softmax = core.attn_softmax

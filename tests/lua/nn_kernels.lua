@@ -27,6 +27,26 @@ do
   test.ok(maxdiff(y2, ref2) < 1e-5, "layer_norm honours eps")
   gc("layer_norm (x, w, b)", function(a, c, d) return nn.layer_norm(a, c, d) end, { P(2, 3, 6), P(6), P(6) })
   test.throws(function() nn.layer_norm(x, P(7), b) end, "layer_norm: weight", "layer_norm: wrong weight size is named")
+
+  -- the same LayerNorm in the model's hooked steps: scale, normalize (by a scale that may be
+  -- replaced), affine; the same bits as the fused kernel, and each step's own backward
+  local sc = nn.ln_scale(x, 1e-5)
+  test.is(sc:shape(), { 3, 5, 1 }, "ln_scale keeps the last dim as 1")
+  test.ok(maxdiff(sc, (var + 1e-5):sqrt()) < 1e-6, "ln_scale = sqrt(var + eps)")
+  local xn = nn.ln_normalize(x, sc)
+  test.ok(maxdiff(xn, (x - mean) / (var + 1e-5):sqrt()) < 1e-5, "ln_normalize = (x - mean) / scale")
+  test.is(maxdiff(nn.affine(xn, w, b), y), 0, "scale, normalize, affine give the fused kernel's bits")
+  gc("ln_scale (x)", function(a) return nn.ln_scale(a, 0.1) end, { P(2, 3, 6) })
+  gc("ln_normalize (x, scale)", function(a, s) return nn.ln_normalize(a, s) end,
+    { P(2, 3, 6), (T.rand(2, 3, 1) + 0.5):requires_grad(true) })
+  gc("affine (x, w, b)", function(a, c, d) return nn.affine(a, c, d) end, { P(2, 3, 6), P(6), P(6) })
+  gc("the three steps composed (x, w, b)", function(a, c, d) return nn.affine(nn.ln_normalize(a, nn.ln_scale(a)), c, d) end,
+    { P(2, 3, 6), P(6), P(6) })
+  test.throws(function() nn.ln_normalize(x, T.ones(3, 4, 1)) end, "ln_normalize: needs float32 x [..., D] and scale [..., 1]",
+    "ln_normalize: a scale of the wrong size is named")
+  test.throws(function() nn.affine(x, P(7), b) end, "affine: needs float32 x [..., D], w [D] and b [D]",
+    "affine: a weight of the wrong size is named")
+  test.throws(function() nn.ln_scale(T.ones(3):int()) end, "ln_scale: needs a float32 tensor", "ln_scale: an int tensor is refused")
 end
 
 -- ---- linear, plain and per-head ----
