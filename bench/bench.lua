@@ -1,5 +1,6 @@
 -- make bench: training step, forward and full-cache forward of the experiments'
--- model sizes, for milua and for shared/reference/torch_ref.py in the same run.
+-- model sizes, for milua and for the project's PyTorch reference (tests/reference/transformer.py)
+-- in the same run.
 --   milua bench/bench.lua [--steps=N] [--out=FILE] [--quick] [--instructions]
 local cli = require "milua.cli"
 local json = require "milua.json"
@@ -8,7 +9,7 @@ local opts = cli.parse(arg, {
   { "steps", 20, "timed steps per measurement" },
   { "out", "out/bench.json", "where to write the results as JSON" },
   { "quick", false, "two steps, to check that the benchmark runs" },
-  { "reference", "../shared/reference/torch_ref.py", "the PyTorch reference script" },
+  { "reference", "tests/reference/transformer.py", "the PyTorch reference script" },
   { "instructions", false, "also count forward instructions with and without hooks under callgrind (slow: ~1 min per size)" },
 }, "milua bench/bench.lua: speed against the PyTorch reference on this machine")
 local steps = opts.quick and 2 or opts.steps

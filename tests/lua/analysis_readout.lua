@@ -202,7 +202,7 @@ test.throws(function() analysis.dla(model, cache, 1, 10) end, "out of range", "d
 test.throws(function() analysis.dla(model, {}, 1) end, "hook_embed", "dla: the cache must hold the activations")
 
 -- ---- the reference fixtures: ablate_head against PyTorch's head ablation, DLA and lens identities
-local dir = os.getenv("MILUA_FIXTURES") or "../shared/fixtures"
+local dir = os.getenv("MILUA_FIXTURES") or ((arg[0]:match("^(.*)/lua/[^/]*$") or "tests") .. "/fixtures")
 for _, f in ipairs({ "causal_ln_gelu", "encoder_ln_relu", "attn_only_noln" }) do
   local path = dir .. "/" .. f .. ".safetensors"
   local fh = io.open(path, "rb")

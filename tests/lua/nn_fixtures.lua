@@ -1,24 +1,32 @@
--- The transformer against the PyTorch reference fixtures (shared/fixtures):
--- logits, loss, every parameter gradient, every hook activation and its
--- gradient, and a head ablation through a hook.
+-- The transformer against the PyTorch reference fixtures (tests/fixtures, written by
+-- tests/reference/transformer.py): logits, loss, every parameter gradient, every hook
+-- activation and its gradient, and a head ablation through a hook.
 local T = require "milua.tensor"
 local nn = require "milua.nn"
 local test = require "milua.test"
 
-local dir = os.getenv("MILUA_FIXTURES") or "../shared/fixtures"
+-- tests/fixtures, found from this script's own path (tests/lua/nn_fixtures.lua)
+local dir = os.getenv("MILUA_FIXTURES") or ((arg[0]:match("^(.*)/lua/[^/]*$") or "tests") .. "/fixtures")
 local names = { "causal_ln_gelu", "encoder_ln_relu", "attn_only_noln" }
+
+-- the loss the fixture was made with (its metadata "loss"): cross-entropy or MSE
+local function loss_fn(meta, targets)
+  if meta.loss == "mse" then return function(out) return nn.mse(out, targets) end end
+  return function(out) return nn.cross_entropy(out, targets) end
+end
 
 local function maxdiff(a, b) return (a - b):abs():max():item() end
 
 for _, f in ipairs(names) do
   local path = dir .. "/" .. f .. ".safetensors"
-  local model, fx = nn.load(path)
+  local model, fx, meta = nn.load(path)
   local toks, targets = fx["fixture.tokens"], fx["fixture.targets"]
+  local lossf = loss_fn(meta, targets)
   local tol = 2e-5 * math.max(1, fx["fixture.logits"]:abs():max():item())
 
   local logits = model:forward(toks)
   test.ok(maxdiff(logits, fx["fixture.logits"]) < tol, f .. ": logits match the reference")
-  local loss = nn.cross_entropy(logits, targets)
+  local loss = lossf(logits)
   test.close(loss:item(), fx["fixture.loss"]:item(), 1e-5, f .. ": loss matches")
   loss:backward()
   local worst, where = 0, "-"
@@ -53,7 +61,7 @@ for _, f in ipairs(names) do
   end
 
   -- gradients of the loss with respect to every activation (attribution patching needs them)
-  local _, gcache = model:run_with_cache(toks, nil, { grads = true, loss = function(l) return nn.cross_entropy(l, targets) end })
+  local _, gcache = model:run_with_cache(toks, nil, { grads = true, loss = lossf })
   local n_g, badg = 0, {}
   for k, v in pairs(fx) do
     local h = k:match("^fixture%.cache_grad%.(.*)")

@@ -1,4 +1,4 @@
--- T.save / T.load: round trips, metadata, NumPy interop both ways, the shared
+-- T.save / T.load: round trips, metadata, NumPy interop both ways, a reference
 -- fixture, and error paths that must raise Lua errors without killing the process.
 local test = require "milua.test"
 local T = require "milua.tensor"
@@ -201,21 +201,17 @@ print("written")
     "an I64 value beyond int32 is an error")
 end
 
------------------------------------------------------------------- the shared fixture
+------------------------------------------------------------------ a reference fixture (tests/fixtures)
 do
-  local path = "/work/shared/fixtures/causal_ln_gelu.safetensors"
-  if not exists(path) then
-    test.skip("fixture loads", "no " .. path)
-  else
-    local t, m = T.load(path)
-    test.is(t["embed.W_E"]:shape(), { 11, 32 }, "fixture: embed.W_E [11,32]")
-    test.is(t["blocks.0.attn.W_Q"]:shape(), { 4, 32, 8 }, "fixture: blocks.0.attn.W_Q [4,32,8]")
-    test.is(t["blocks.1.mlp.W_in"]:shape(), { 32, 64 }, "fixture: blocks.1.mlp.W_in [32,64]")
-    test.is(t["unembed.W_U"]:shape(), { 32, 11 }, "fixture: unembed.W_U [32,11]")
-    test.is(t["fixture.tokens"]:dtype(), "int32", "fixture: tokens are int32")
-    test.is(m.format, "pt", "fixture: format = pt")
-    test.ok(type(m.config) == "string" and json.decode(m.config).d_model == 32, "fixture: metadata has the config")
-  end
+  local path = (arg[0]:match("^(.*)/lua/[^/]*$") or "tests") .. "/fixtures/causal_ln_gelu.safetensors"
+  local t, m = T.load(path)
+  test.is(t["embed.W_E"]:shape(), { 11, 32 }, "fixture: embed.W_E [11,32]")
+  test.is(t["blocks.0.attn.W_Q"]:shape(), { 4, 32, 8 }, "fixture: blocks.0.attn.W_Q [4,32,8]")
+  test.is(t["blocks.1.mlp.W_in"]:shape(), { 32, 64 }, "fixture: blocks.1.mlp.W_in [32,64]")
+  test.is(t["unembed.W_U"]:shape(), { 32, 11 }, "fixture: unembed.W_U [32,11]")
+  test.is(t["fixture.tokens"]:dtype(), "int32", "fixture: tokens are int32")
+  test.is(m.format, "pt", "fixture: format = pt")
+  test.ok(type(m.config) == "string" and json.decode(m.config).d_model == 32, "fixture: metadata has the config")
 end
 
 ------------------------------------------------------------------ errors (each a Lua error; the process goes on)

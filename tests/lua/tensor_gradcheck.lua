@@ -24,6 +24,18 @@ do
   test.ok(not ok, "gradcheck reports a wrong gradient")
   local ok2 = T.gradcheck(function(a) return (a * a):sum() end, { x })
   test.ok(ok2, "gradcheck accepts a right gradient")
+  -- the tolerance follows the gradient's own size: the mean of 24 elements has gradient 1/24,
+  -- and a backward that divides by 23 instead (4% off) must fail; the right one must pass
+  local m = P(4, 6)
+  test.ok(T.gradcheck(function(a) return a:mean() end, { m }), "gradcheck accepts the mean's 1/24")
+  local ok3, why = T.gradcheck(function(a)
+    local s = a:sum()
+    return a:mean() + (s - s:detach()) * (1 / 23 - 1 / 24)   -- value: the mean; gradient: 1/23
+  end, { m })
+  test.ok(not ok3, "gradcheck rejects a gradient 4% too large on small gradients")
+  test.like(why or "", "gradient scale", "the report names the element and the scale")
+  local ok4 = T.gradcheck(function(a) return a * 10 + (a - a:detach()) * 0.4 end, { P(5) })
+  test.ok(not ok4, "gradcheck rejects a gradient 4% off on large gradients")
 end
 
 -- ---- unary ----

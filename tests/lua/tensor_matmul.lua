@@ -4,7 +4,7 @@ package.path = (arg[0]:match("^(.*/)") or "./") .. "?.lua;" .. package.path
 local test = require "milua.test"
 local T = require "milua.tensor"
 local np = require "tensor_np"
-if not np.available() then test.skip_all("no numpy at " .. np.python) end
+if not np.available() then test.bail("python3-numpy is needed at " .. np.python .. " (make deps installs it)") end
 
 T.seed(31)
 local py = np.script()

@@ -148,7 +148,7 @@ if ... == "tensor_np" then return M end
 -- ---- self test ----
 local test = require "milua.test"
 local T = require "milua.tensor"
-if not M.available() then test.skip_all("no numpy at " .. M.python) end
+if not M.available() then test.bail("python3-numpy is needed at " .. M.python .. " (make deps installs it)") end
 local py = M.script()
 local h1 = py:emit("np.arange(6).reshape(2, 3) * 2")
 local h2 = py:emit("a.sum()", { a = T.tensor({ { 1.5, 2 }, { 3, 4 } }) })
