@@ -26,12 +26,16 @@ local TR = require "tree_paths.train"
 local MX = require "tree_paths.mechanism"
 local PL = require "tree_paths.plots"
 local o = E.opts
-if o.nodes < 3 or o.nodes > 16 then
-  io.stderr:write(E.script, ": flag --nodes: expected 3..16 nodes, got ", o.nodes, "\n")
-  os.exit(2)
+for _, f in ipairs({ { "nodes", 3, 16 }, { "examples", 100 }, { "epochs", 1 }, { "analysis", 10 }, { "patch_samples", 1 } }) do
+  local v = o[f[1]]
+  if v < f[2] or (f[3] and v > f[3]) then
+    io.stderr:write(string.format("%s: flag --%s: expected %s, got %d\n", E.script, f[1],
+      f[3] and (f[2] .. ".." .. f[3]) or ("at least " .. f[2]), v))
+    os.exit(2)
+  end
 end
-if o.examples < 100 then
-  io.stderr:write(E.script, ": flag --examples: expected at least 100, got ", o.examples, "\n")
+if not (o.lr > 0) then
+  io.stderr:write(E.script, ": flag --lr: expected a positive learning rate, got ", o.lr, "\n")
   os.exit(2)
 end
 local quick = o.quick
@@ -66,7 +70,7 @@ local function claim(name, holds, fmt, ...)
 end
 
 -- ---- edge concatenation and goal movement ----
-local c = MX.cache(model, data.test, quick and 200 or o.analysis)
+local c = MX.cache(model, data.test, quick and math.min(o.analysis, 200) or o.analysis)
 local ec = MX.edge_concat(c)
 local ga = MX.goal_attention(c)
 local function fmt_list(list, f)
@@ -121,7 +125,7 @@ claim("climb", climb_lens.monotone and n_distinct >= 2, "logit-lens peak layers 
 -- model moves the goal in layer 0, so layer l reads a_l; here the shift is the layer measured to
 -- move the goal, and the first deduction layer is the one after it.
 local shift = g_layer
-local samples = quick and 12 or o.patch_samples
+local samples = quick and math.min(o.patch_samples, 12) or o.patch_samples
 local h1 = MX.patch_h1(model, N, { samples = samples, shift = shift })
 E:say("H1 patching (loss recovered at the root; layer l patched from a tree sharing a_(l-%d)), %d trees per cell:",
   shift, samples)
