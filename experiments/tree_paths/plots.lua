@@ -77,13 +77,13 @@ end
 function M.dla(dla, path)
   local src, tgt = {}, {}
   for l, d in ipairs(dla) do src[l], tgt[l] = d.n > 0 and d.to_source or 0, d.n > 0 and d.to_target or 0 end
-  return plot.bar({ src, tgt }, path, { title = "Attended edges A>B at the root: direct logit attribution",
+  return plot.bar({ src, tgt }, path, { title = "Edges A>B attended at the root: DLA",
     xlabel = "layer", ylabel = "logit (centred over node tokens)", labels = layer_labels(#dla),
     series = { "to '>A' (source)", "to '>B' (target)" } })
 end
 
 function M.probes(pr, path)
-  return plot.bar({ pr.source, pr.goal }, path, { title = "Linear probes (held-out accuracy, 0 to 1)",
+  return plot.bar({ pr.source, pr.goal }, path, { title = "Linear probes: held-out accuracy",
     xlabel = "residual stream", ylabel = "accuracy", labels = pr.labels,
     series = { string.format("source A at '>B' (chance %.2f)", pr.chance_source),
       string.format("goal at path positions (chance %.2f)", pr.chance_goal) } })
