@@ -45,6 +45,37 @@ print(json.dumps([float(x) for x in p]))
 local got = run(function(ps) return optim.adamw(ps, { lr = 0.01, betas = { 0.9, 0.98 }, eps = 1e-8, weight_decay = 0.1 }) end, 6)
 test.close(got, np_adamw, 1e-6, "AdamW matches PyTorch's update rule over 6 steps (NumPy)")
 
+-- against AdamW in float64 (Lua numbers), lr 0.1 and the default betas, one parameter near
+-- zero: float32 arithmetic stays within a few float32 ulps of the exact update only when the
+-- constants 1 - beta are formed in double (in float, 1 - 0.999 is 0.00099998713)
+do
+  local q0, cq = { 0.5, -1.25, 1e-4, -3e-5, 0.02 }, { 1.0, 0.5, 2.0, 3.0, -0.7 }
+  local p64, m64, v64 = {}, {}, {}
+  for i = 1, #q0 do p64[i], m64[i], v64[i] = q0[i], 0, 0 end
+  local lr, b1, b2, eps, wd = 0.1, 0.9, 0.999, 1e-8, 0.01
+  for t = 1, 5 do
+    for i = 1, #q0 do
+      local g = 2 * cq[i] * p64[i]
+      p64[i] = p64[i] * (1 - lr * wd)
+      m64[i] = b1 * m64[i] + (1 - b1) * g
+      v64[i] = b2 * v64[i] + (1 - b2) * g * g
+      local mh, vh = m64[i] / (1 - b1 ^ t), v64[i] / (1 - b2 ^ t)
+      p64[i] = p64[i] - lr * mh / (math.sqrt(vh) + eps)
+    end
+  end
+  local q = T.tensor(q0):requires_grad(true)
+  local opt = optim.adamw({ w = q }, { lr = lr, betas = { b1, b2 }, eps = eps, weight_decay = wd })
+  local cc = T.tensor(cq)
+  for _ = 1, 5 do
+    opt:zero_grad()
+    ;(cc * q * q):sum():backward()
+    opt:step()
+  end
+  local worst = 0
+  for i, v in ipairs(q:detach():totable()) do worst = math.max(worst, math.abs(v - p64[i])) end
+  test.ok(worst < 5e-7, string.format("AdamW after 5 steps at lr 0.1 is within 5e-7 of float64 (worst %.3g)", worst))
+end
+
 local np_sgd = numpy([[
 import numpy as np, json
 p = np.array(]] .. json.encode(p0) .. [[, dtype=np.float32); c = np.array(]] .. json.encode(c) .. [[, dtype=np.float32)
