@@ -37,6 +37,8 @@
 --                           A[0], A[1], ... (float64 arrays of the given tensors) and out(x),
 --                           which prints x; each printed line comes back as a list of numbers
 --   test.failures()         number of failed tests so far
+--   test.sh(cmd)            runs a shell command with stderr merged into stdout; returns the
+--                           output and the exit status (a child process under test)
 
 local M = {}
 
@@ -365,6 +367,13 @@ function M.png(path, desc, min_side)
   local why = not w and h or (math.min(w, h) < (min_side or 100) and ("image is " .. w .. "x" .. h)) or nil
   M.ok(why == nil, desc .. (why and (": " .. why) or (" (" .. w .. "x" .. h .. ")")))
   return w, h
+end
+
+function M.sh(cmd)
+  local h = assert(io.popen("(" .. cmd .. "\n) 2>&1; echo \"rc=$?\""))   -- a subshell: any command line, even one that exits
+  local text = h:read("a")
+  h:close()
+  return (text:gsub("rc=%d+\n$", "")), tonumber(text:match("rc=(%d+)\n$"))
 end
 
 -- independent truth for tests: NumPy computing the same thing from the same inputs

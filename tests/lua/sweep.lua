@@ -10,13 +10,7 @@ local S = require "milua.sweep"
 -- the launcher beside the milua under test (build/ or build-asan/)
 local launcher = (os.getenv("MILUA_BUILD") or "build") .. "/milua-sweep"
 if not io.open(launcher) then test.bail("no " .. launcher .. ": build it with make " .. launcher) end
-local function sweep(args)
-  local h = io.popen(launcher .. " " .. args .. " 2>&1; echo \"rc=$?\"")
-  local out = h:read("a")
-  h:close()
-  local rc = tonumber(out:match("rc=(%d+)\n$"))
-  return out:gsub("rc=%d+\n$", ""), rc
-end
+local function sweep(args) return test.sh(launcher .. " " .. args) end
 local tmp = os.tmpname()
 os.remove(tmp)
 assert(sys.mkdir(tmp))

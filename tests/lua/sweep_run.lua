@@ -8,12 +8,7 @@ local sys = require "milua.sys"
 
 local launcher = (os.getenv("MILUA_BUILD") or "build") .. "/milua-sweep"
 if not io.open(launcher) then test.bail("no " .. launcher .. ": build it with make " .. launcher) end
-local function sh(cmd)
-  local h = io.popen(cmd .. " 2>&1; echo \"rc=$?\"")
-  local out = h:read("a")
-  h:close()
-  return out:gsub("rc=%d+\n$", ""), tonumber(out:match("rc=(%d+)\n$"))
-end
+local sh = test.sh
 local function sweep(args) return sh(launcher .. " " .. args) end
 local function read(path)
   local f = io.open(path)

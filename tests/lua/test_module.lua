@@ -269,5 +269,14 @@ do
   os.remove(good); os.remove(cut); os.remove(other)
 end
 
+-- test.sh: the output with stderr merged, and the exit status
+do
+  local T = require "milua.test"
+  local text, code = T.sh("echo out; echo err 1>&2; exit 3")
+  ok(text == "out\nerr\n" and code == 3, "test.sh returns merged output and the exit status", tostring(text) .. " " .. tostring(code))
+  local _, zero = T.sh("true")
+  ok(zero == 0, "test.sh: status 0 of a command that succeeds", zero)
+end
+
 print("1.." .. run)
 if failed > 0 then os.exit(1) end
