@@ -12,29 +12,20 @@ local plot = require "milua.plot"
 local experiment = require "milua.experiment"
 local H = require "milua.data.hierarchy"
 
-local spec = {
-  { "grammar_seed", 1, "seed of the grammar (independent of --seed, which draws data and weights)" },
-  { "q", 4, "symbols" },
-  { "depth", 4, "tree depth l (2^l leaves)" },
-  { "sigma", 1.0, "grammar noise: softmax(sigma N(0,1)) weights" },
+local HM = require "hierarchical.model"
+local spec = HM.flags {
   { "train_size", 16384, "training sequences P" },
   { "n_test", 4000, "test sequences (k = 0)" },
   { "n_filtered_test", 2000, "test sequences per filtered level k = 1..l" },
   { "epochs", 36, "epochs of the k = 0 model (the scaled recipe says about 45; 36 fits 10 minutes)" },
   { "filtered_epochs", 4, "epochs of each model trained on filtered data" },
   { "mid_k", 2, "the intermediate filtering level trained on (besides k = l); -1: none" },
-  { "batch", 64, "batch size" },
-  { "lr", 5e-4, "Adam learning rate" },
-  { "n_layers", 4, "encoder layers" },
-  { "d_model", 64, "model width" },
-  { "d_mlp", 256, "MLP width" },
 }
 local E = experiment.start(arg, {
   name = "hierarchical_filtering",
   about = "milua experiments/hierarchical_filtering.lua -- root inference vs belief propagation, filtering (Garnier-Brun et al. 2024)",
   flags = spec,
 })
-local HM = require "hierarchical.model"
 local HX = require "hierarchical.measure"
 
 local o = E.opts

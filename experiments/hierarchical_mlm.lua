@@ -11,27 +11,18 @@ local plot = require "milua.plot"
 local experiment = require "milua.experiment"
 local H = require "milua.data.hierarchy"
 
-local spec = {
-  { "grammar_seed", 1, "seed of the grammar (independent of --seed, which draws data and weights)" },
-  { "q", 4, "symbols" },
-  { "depth", 4, "tree depth l (2^l leaves)" },
-  { "sigma", 1.0, "grammar noise: softmax(sigma N(0,1)) weights" },
+local HM = require "hierarchical.model"
+local spec = HM.flags {
   { "train_size", 32768, "training sequences P (one leaf masked afresh in every batch)" },
   { "n_test", 4000, "test sequences (one masked leaf each)" },
   { "n_probe", 1000, "test sequences used for the attention maps and the probes" },
   { "epochs", 20, "training epochs (the scaled recipe: 40, which does not fit 10 minutes)" },
-  { "batch", 64, "batch size" },
-  { "lr", 5e-4, "Adam learning rate" },
-  { "n_layers", 4, "encoder layers" },
-  { "d_model", 64, "model width" },
-  { "d_mlp", 256, "MLP width" },
 }
 local E = experiment.start(arg, {
   name = "hierarchical_mlm",
   about = "milua experiments/hierarchical_mlm.lua -- masked-leaf prediction vs belief propagation; attention blocks and ancestor probes (Garnier-Brun et al. 2024)",
   flags = spec,
 })
-local HM = require "hierarchical.model"
 local HX = require "hierarchical.measure"
 
 local o = E.opts

@@ -14,6 +14,7 @@
 --   HM.train(clf, o) -> {losses, evals, seconds, steps}: Adam over epochs of shuffled data
 --   HM.probs(clf, tokens [, positions]) -> [n, q] softmax probabilities (no grad, in chunks)
 --   HM.eval_steps(steps) -> the steps at which training curves are measured
+--   HM.flags(task) -> the flag specs of a script: the grammar's, then `task`'s own, then the model's
 --   HM.quick(opts, spec, values) -> the --quick settings for the flags left at their defaults
 --   HM.layer_outputs(model) -> hook names of the states after 0..n_layers layers
 local T = require "milua.tensor"
@@ -128,6 +129,26 @@ function M.train(clf, o)
 end
 
 --- HM.quick(opts, spec, values): the --quick settings, for every flag left at its default
+--- HM.flags(task): both scripts draw the same grammar and train the same encoder; only the data
+--- sizes and epochs are their own (`task`, milua.cli specs, kept in its order between the two)
+function M.flags(task)
+  local spec = {
+    { "grammar_seed", 1, "seed of the grammar (independent of --seed, which draws data and weights)" },
+    { "q", 4, "symbols" },
+    { "depth", 4, "tree depth l (2^l leaves)" },
+    { "sigma", 1.0, "grammar noise: softmax(sigma N(0,1)) weights" },
+  }
+  for _, e in ipairs(task) do spec[#spec + 1] = e end
+  for _, e in ipairs({
+    { "batch", 64, "batch size" },
+    { "lr", 5e-4, "Adam learning rate" },
+    { "n_layers", 4, "encoder layers" },
+    { "d_model", 64, "model width" },
+    { "d_mlp", 256, "MLP width" },
+  }) do spec[#spec + 1] = e end
+  return spec
+end
+
 function M.quick(opts, spec, values)
   for _, e in ipairs(spec) do
     local v = values[e[1]]
