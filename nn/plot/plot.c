@@ -1035,6 +1035,22 @@ static int usable(double x, double y, int logy) {
   return isfinite(x) && isfinite(y) && (!logy || y > 0);
 }
 
+/* The frame of a plot with two numeric axes (line, scatter): default size, title and labels,
+ * data ranges padded by `xpad` and 5% of y, then the user's limits and integer ticks. */
+static void frame_xy(frame_t *f, const plot_opts *o, int defw, int defh, int right, int logy,
+                     double xmin, double xmax, double xpad, double ymin, double ymax) {
+  memset(f, 0, sizeof *f);
+  frame_size(f, o, defw, defh, right);
+  frame_texts(f, o, f->W - 20);
+  f->ay.log = logy;
+  f->ax.integer = o->xinteger;
+  f->ay.integer = o->yinteger;
+  axis_range(&f->ax, xmin, xmax, xpad);
+  axis_range(&f->ay, ymin, ymax, 0.05);
+  axis_limits(&f->ax, o->has_xmin, o->xmin, o->has_xmax, o->xmax);
+  axis_limits(&f->ay, o->has_ymin, o->ymin, o->has_ymax, o->ymax);
+}
+
 int plot_line(const char *path, const plot_series *series, int n_series, const plot_opts *o) {
   const char *fn = "plot_line";
   if (!o) o = &no_opts;
@@ -1077,16 +1093,7 @@ int plot_line(const char *path, const plot_series *series, int n_series, const p
     }
   int lw = nleg ? legend_width(leg, nleg, SC_TICK, (o->height > 0 ? o->height : 520) - 100) + 14 : 0;
   frame_t f;
-  memset(&f, 0, sizeof f);
-  frame_size(&f, o, 760, 520, lw);
-  frame_texts(&f, o, f.W - 20);
-  f.ay.log = o->logy;
-  f.ax.integer = o->xinteger;
-  f.ay.integer = o->yinteger;
-  axis_range(&f.ax, xmin, xmax, 0.03);
-  axis_range(&f.ay, ymin, ymax, 0.05);
-  axis_limits(&f.ax, o->has_xmin, o->xmin, o->has_xmax, o->xmax);
-  axis_limits(&f.ay, o->has_ymin, o->ymin, o->has_ymax, o->ymax);
+  frame_xy(&f, o, 760, 520, lw, o->logy, xmin, xmax, 0.03, ymin, ymax);
   frame_settle(&f, lw);
   canvas cv = {0};
   if (frame_check(&f, fn) || canvas_init(&cv, f.W, f.H, fn)) { free(leg); return -1; }
@@ -1177,15 +1184,7 @@ int plot_scatter(const char *path, const double *x, const double *y, const doubl
     right = legend_width(leg, nleg, SC_TICK, (o->height > 0 ? o->height : 540) - 100) + 14;
   }
   frame_t f;
-  memset(&f, 0, sizeof f);
-  frame_size(&f, o, 700, 560, right);
-  frame_texts(&f, o, f.W - 20);
-  f.ax.integer = o->xinteger;
-  f.ay.integer = o->yinteger;
-  axis_range(&f.ax, xmin, xmax, 0.05);
-  axis_range(&f.ay, ymin, ymax, 0.05);
-  axis_limits(&f.ax, o->has_xmin, o->xmin, o->has_xmax, o->xmax);
-  axis_limits(&f.ay, o->has_ymin, o->ymin, o->has_ymax, o->ymax);
+  frame_xy(&f, o, 700, 560, right, 0, xmin, xmax, 0.05, ymin, ymax);
   frame_settle(&f, right);
   if (c) {     /* the bar's ticks follow the plot's real height; its width may change */
     cbar_layout(&cb, &cs, f.y1 - f.y0, o->clabel, SC_TICK);
