@@ -33,6 +33,7 @@ function F.pattern(model, row, layer, head, path, title)
 end
 
 local CHANCE = { y = 0.5, label = "chance (0.5)" }
+local function depths(n) return n == 1 and "depth 0" or string.format("depths 0-%d", n - 1) end
 
 --- figures.depth(series, path, o): accuracy by chain depth, one line per {label =, acc =}; the axis
 -- runs from 0 to 1 with chance drawn, depths get integer ticks; o.supervised (the number of
@@ -46,7 +47,7 @@ function F.depth(series, path, o)
     list[i] = { x = x, y = s.acc, label = s.label }
   end
   local title = o.title or "test accuracy by chain depth"
-  if o.supervised then title = title .. string.format(" (depths 0-%d supervised)", o.supervised - 1) end
+  if o.supervised then title = title .. " (" .. depths(o.supervised) .. " supervised)" end
   return plot.line(list, path, { title = title, xlabel = "chain depth", ylabel = "accuracy", markers = true,
     ylim = { 0, 1 }, xinteger = true, hlines = { CHANCE } })
 end
@@ -67,7 +68,7 @@ function F.curves(models, names, supervised, path)
       list[#list + 1] = { x = c.steps, y = y, label = name }
     end
   end
-  return plot.line(list, path, { title = string.format("lowest accuracy over depths 0-%d during training", supervised - 1),
+  return plot.line(list, path, { title = "lowest accuracy over " .. depths(supervised) .. " during training",
     xlabel = "task training step", ylabel = "accuracy (held-out chains)", ylim = { 0, 1 }, markers = false,
     hlines = { CHANCE, { y = 0.9, label = "escape (0.9)" } } })
 end
