@@ -90,7 +90,8 @@ function M.class_curve(cc, path, opts)
     end
   end
   return plot.line(series, path, { title = "Exact match by cascade class during training",
-    xlabel = "training step", ylabel = "fraction of questions answered exactly", width = 900, height = 560 })
+    xlabel = "training step", ylabel = "fraction of questions answered exactly", ylim = { 0, 1 }, width = 900,
+    height = 560 })
 end
 
 function M.classes(ev, agree, path)
@@ -103,7 +104,7 @@ function M.classes(ev, agree, path)
   end
   return plot.bar({ model, alg }, path, { title = "Exact match by cascade class (non-enriched questions)",
     labels = labels, series = { "model = true sum", "model = equivalent algorithm" }, ylabel = "fraction of questions",
-    xlabel = "cascade class", width = 900, height = 520 })
+    xlabel = "cascade class", ylim = { 0, 1 }, width = 900, height = 520 })
 end
 
 return M

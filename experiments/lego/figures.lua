@@ -3,7 +3,8 @@
 --   local figures = require "lego.figures"
 --   figures.scores(scores [L, H], path, title, {vmax, clabel})   a layer x head heatmap
 --   figures.pattern(model, row [1, T], layer, head, path, title)  one head's attention on one sequence
---   figures.depth({{label =, acc =}, ...}, path, {title})        accuracy by chain depth
+--   figures.depth({{label =, acc =}, ...}, path, {title, supervised})   accuracy by chain depth
+--   figures.curves(models, names, supervised, path)              lowest supervised-depth accuracy during training
 local plot = require "milua.plot"
 local lego = require "milua.data.lego"
 local attention = require "lego.attention"
@@ -31,16 +32,45 @@ function F.pattern(model, row, layer, head, path, title)
     ylabel = "query", cmap = "viridis", vmin = 0, vmax = 1 })
 end
 
---- figures.depth(series, path, o): accuracy by chain depth, one line per {label =, acc =}
+local CHANCE = { y = 0.5, label = "chance (0.5)" }
+local function depths(n) return n == 1 and "depth 0" or string.format("depths 0-%d", n - 1) end
+
+--- figures.depth(series, path, o): accuracy by chain depth, one line per {label =, acc =}; the axis
+-- runs from 0 to 1 with chance drawn, depths get integer ticks; o.supervised (the number of
+-- supervised depths) goes into the title
 function F.depth(series, path, o)
+  o = o or {}
   local list = {}
   for i, s in ipairs(series) do
     local x = {}
     for d = 1, #s.acc do x[d] = d - 1 end
     list[i] = { x = x, y = s.acc, label = s.label }
   end
-  return plot.line(list, path, { title = o and o.title or "test accuracy by chain depth", xlabel = "chain depth",
-    ylabel = "accuracy", markers = true })
+  local title = o.title or "test accuracy by chain depth"
+  if o.supervised then title = title .. " (" .. depths(o.supervised) .. " supervised)" end
+  return plot.line(list, path, { title = title, xlabel = "chain depth", ylabel = "accuracy", markers = true,
+    ylim = { 0, 1 }, xinteger = true, hlines = { CHANCE } })
+end
+
+--- figures.curves(models, names, supervised, path): per model (models[name].curve = {steps, acc}),
+-- the lowest accuracy over the supervised depths on held-out chains during training
+function F.curves(models, names, supervised, path)
+  local list = {}
+  for _, name in ipairs(names) do
+    local c = models[name] and models[name].curve
+    if c and #c.steps > 0 then
+      local y = {}
+      for i, acc in ipairs(c.acc) do
+        local low = math.huge
+        for d = 1, supervised do low = math.min(low, acc[d]) end
+        y[i] = low
+      end
+      list[#list + 1] = { x = c.steps, y = y, label = name }
+    end
+  end
+  return plot.line(list, path, { title = "lowest accuracy over " .. depths(supervised) .. " during training",
+    xlabel = "task training step", ylabel = "accuracy (held-out chains)", ylim = { 0, 1 }, markers = false,
+    hlines = { CHANCE, { y = 0.9, label = "escape (0.9)" } } })
 end
 
 return F

@@ -10,7 +10,7 @@
 --   E.opts            every parsed flag (common and the script's own)
 --   E.out             the output directory (created, known to be writable)
 --   E.name, E.script  the experiment's name and the script's path (arg[0])
---   local model, info = E:model("model", recipe, function() ...; return model [, extra] end)
+--   local model, info = E:model("model", recipe, function() ...; return model [, extra] end [, {dir = DIR}])
 --   E:say(fmt, ...)                  printf to stdout, also kept for report.txt
 --   E:check(name, holds, fmt, ...)   a verdict, printed and kept in results.checks[name]
 --   E:finish(results)                writes results.json and report.txt
@@ -39,7 +39,9 @@
 -- model and optionally `extra`, a plain table (e.g. the curriculum's steps) saved with the model
 -- and merged into info on reuse. info = {reused = bool, train_seconds = number, ...extra}; on
 -- reuse train_seconds is the time of the run that trained it. build seeds its own generator if it
--- needs to (the global one is wherever the script left it).
+-- needs to (the global one is wherever the script left it). With {dir = DIR} the checkpoint is
+-- looked for and kept in DIR (created if missing) instead of --out: how one script reuses a model
+-- another script trains (their --out differ, the recipe decides whether the file fits).
 --
 -- Errors a user can cause (an unknown flag, a bad value, --steps 0, an --out that cannot be
 -- created or written) print one line "<script>: <message>" to stderr and exit with status 2
@@ -186,8 +188,8 @@ local function file_exists(path)
   return f ~= nil
 end
 
---- E:model(name, recipe, build) -> model, info {reused, train_seconds, ...}
-function E:model(name, recipe, build)
+--- E:model(name, recipe, build, {dir}) -> model, info {reused, train_seconds, ...}
+function E:model(name, recipe, build, o)
   if type(name) ~= "string" or not name:match("^[%w_%-%.]+$") then
     error("E:model: the name must be a plain file name (letters, digits, _ - .), got " .. tostring(name), 2)
   end
@@ -195,8 +197,18 @@ function E:model(name, recipe, build)
   if type(build) ~= "function" then error("E:model: '" .. name .. "': build must be a function", 2) end
   local kok, key = pcall(json.encode, { recipe = recipe, seed = self.opts.seed })
   if not kok then error("E:model: '" .. name .. "': the recipe is not plain data: " .. tostring(key), 2) end
+  local dir = self.out
+  if o ~= nil and (type(o) ~= "table" or (o.dir ~= nil and (type(o.dir) ~= "string" or o.dir == ""))) then
+    error("E:model: '" .. name .. "': options must be {dir = \"a directory\"}, got " ..
+      (type(o) == "table" and "dir = " .. tostring(o.dir) or type(o)), 2)
+  end
+  if o and o.dir then
+    local ok, err = writable_dir(o.dir)
+    if not ok then error("E:model: '" .. name .. "': " .. err, 2) end
+    dir = o.dir
+  end
   local nn = require "milua.nn"
-  local path = self.out .. "/" .. name .. ".safetensors"
+  local path = dir .. "/" .. name .. ".safetensors"
   if not self.opts.retrain and file_exists(path) then
     local ok, m, _, meta = pcall(nn.load, path)
     if ok and meta.experiment_recipe == key then
@@ -215,7 +227,7 @@ function E:model(name, recipe, build)
   local info = {}
   for k, v in pairs(extra or {}) do info[k] = v end
   info.train_seconds, info.reused = sys.clock() - t0, false
-  local tmp = self.out .. "/." .. name .. ".partial.safetensors"
+  local tmp = dir .. "/." .. name .. ".partial.safetensors"
   model:save(tmp, nil, { experiment_recipe = key, experiment_info = json.encode(info) })
   local rok, rerr = os.rename(tmp, path)
   if not rok then

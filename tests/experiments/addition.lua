@@ -8,6 +8,7 @@ package.path = "experiments/?.lua;" .. package.path
 local algorithm = require "addition.algorithm"
 local evaluate = require "addition.evaluate"
 local results = require "addition.results"
+local checks = require "addition.checks"
 
 -- ---------------------------------------------------------------- the equivalent algorithm
 local function digits(s) local t = {}; for ch in s:gmatch("%d") do t[#t + 1] = tonumber(ch) end; return t end
@@ -34,6 +35,59 @@ end
 test.is(evaluate.token_labels(5)[1], "x4", "token label of position 1")
 test.is(evaluate.token_labels(5)[12], "=", "token label of position 12")
 test.is(evaluate.token_labels(5)[18], "A0", "token label of position 18")
+
+-- ---------------------------------------------------------------- the checks, on hand-made results
+-- a results table with every check met: S3 the weakest class, 50 points behind S2 during training,
+-- 6 of its 10 errors the algorithm's answer
+local function made(o)
+  o = o or {}
+  local null = json.null
+  local res = {
+    acc_overall = o.overall or 0.99,
+    acc_by_class = { S0 = { acc = o.S0 or 0.99 }, S1 = { acc = 0.995 }, S2 = { acc = o.S2 or 0.98 }, S3 = { acc = o.S3 or 0.80 },
+      S4 = { acc = 0.3 }, S5 = { acc = null } },
+    class_curve = { steps = { 250, 500, 750, 1000 }, S2 = o.curve2 or { null, 0.5, 0.9, 0.98 },
+      S3 = o.curve3 or { null, 0.45, 0.4, 0.8 } },
+    agree_algorithm = { S3 = { errors = o.errors or 10, errors_alg = o.errors_alg or 6 } },
+  }
+  return res
+end
+local function verdicts_of(res)
+  local by = {}
+  for _, v in ipairs(checks.evaluate(res)) do by[v.name] = v end
+  return by
+end
+do
+  local v = verdicts_of(made())
+  local names = {}
+  for _, c in ipairs(checks.evaluate(made())) do names[#names + 1] = c.name end
+  test.is(names, { "acc_overall_ge_0_95", "s2_ge_0_85", "s3_weakest", "s3_learned_after_s2", "s3_errors_are_algorithm" },
+    "checks.evaluate: the five checks, in the order printed")
+  for name, c in pairs(v) do test.ok(c.holds == true, "checks: " .. name .. " holds on a table that meets it (" .. c.text .. ")") end
+  local g = checks.gap(made())
+  test.close(g.widest, 0.5, 1e-12, "checks.gap: the widest S2 - S3 along class_curve (0.9 - 0.4), nulls skipped")
+  test.is(g.widest_step, 750, "checks.gap: and its step")
+  test.close(g.final, 0.18, 1e-12, "checks.gap: S2 - S3 at the end")
+  -- each check fails when its own number misses, and only then
+  test.is(verdicts_of(made { overall = 0.949 }).acc_overall_ge_0_95.holds, false, "checks: exact match 0.949 < 0.95")
+  test.is(verdicts_of(made { S2 = 0.84 }).s2_ge_0_85.holds, false, "checks: S2 0.84 < 0.85")
+  test.is(verdicts_of(made { S0 = 0.79 }).s3_weakest.holds, false, "checks: S3 0.80 above S0 0.79 is not the weakest")
+  test.is(verdicts_of(made { S0 = 0.80 }).s3_weakest.holds, false, "checks: S3 level with S0 is not the weakest either")
+  test.is(verdicts_of(made { S3 = json.null }).s3_weakest.holds, false, "checks: no S3 question: not the weakest")
+  test.is(verdicts_of(made { curve3 = { json.null, 0.45, 0.71, 0.8 } }).s3_learned_after_s2.holds, false,
+    "checks: a widest gap of 0.19 (0.9 - 0.71) is below 0.20")
+  test.is(verdicts_of(made { curve3 = { json.null, 0.3, 0.7, 0.8 } }).s3_learned_after_s2.holds, true,
+    "checks: a widest gap of exactly 0.20 holds")
+  test.is(verdicts_of(made { curve2 = { json.null, json.null, json.null, json.null } }).s3_learned_after_s2.holds, false,
+    "checks: no evaluation with S2 measured: does not hold")
+  test.is(verdicts_of(made { errors_alg = 4 }).s3_errors_are_algorithm.holds, false, "checks: 4 of 10 S3 errors is under half")
+  test.is(verdicts_of(made { errors_alg = 5 }).s3_errors_are_algorithm.holds, true, "checks: 5 of 10 is half: holds")
+  test.is(verdicts_of(made { errors = 0, errors_alg = 0 }).s3_errors_are_algorithm.holds, false,
+    "checks: no S3 error: the mechanism cannot be judged, does not hold")
+  local other = verdicts_of(made { errors_alg = 4 })
+  test.ok(other.s3_weakest.holds and other.s3_learned_after_s2.holds and other.acc_overall_ge_0_95.holds,
+    "checks: one check failing leaves the others as they were")
+end
 
 -- ---------------------------------------------------------------- the script, end to end
 local milua = arg and arg[-1] or ((os.getenv("MILUA_BUILD") or "build") .. "/milua")
@@ -128,12 +182,32 @@ end
 
 -- ---------------------------------------------------------------- the checks and the report
 local checks = res.checks or {}
-for _, name in ipairs({ "acc_overall_ge_0_95", "s2_ge_0_85", "s3_at_least_0_2_below_s2" }) do
+for _, name in ipairs({ "acc_overall_ge_0_95", "s2_ge_0_85", "s3_weakest", "s3_learned_after_s2", "s3_errors_are_algorithm" }) do
   test.ok(type(checks[name]) == "table" and type(checks[name].holds) == "boolean" and type(checks[name].text) == "string",
     "checks." .. name .. ": {holds, text}")
 end
+test.is(checks.s3_at_least_0_2_below_s2, nil, "the old end-of-training gap check is gone")
 test.is(checks.acc_overall_ge_0_95 and checks.acc_overall_ge_0_95.holds, (res.acc_overall or -1) >= 0.95,
   "checks.acc_overall_ge_0_95 holds exactly when acc_overall >= 0.95")
+-- the cascade checks recomputed from the numbers in results.json
+do
+  local by = res.acc_by_class or {}
+  local function a(c) return by[c] and by[c].acc ~= json.null and by[c].acc or nil end
+  local weakest = a("S3") ~= nil
+  for _, c in ipairs({ "S0", "S1", "S2" }) do if a(c) and weakest and a("S3") >= a(c) then weakest = false end end
+  test.is(checks.s3_weakest and checks.s3_weakest.holds, weakest, "checks.s3_weakest agrees with acc_by_class")
+  local widest = nil
+  for i = 1, #(cc.steps or {}) do
+    local x, y = cc.S2[i], cc.S3[i]
+    if x ~= json.null and y ~= json.null and (widest == nil or x - y > widest) then widest = x - y end
+  end
+  test.is(checks.s3_learned_after_s2 and checks.s3_learned_after_s2.holds, widest ~= nil and widest >= 0.2,
+    "checks.s3_learned_after_s2 agrees with class_curve")
+  test.is(res.s2_s3_gap and res.s2_s3_gap.widest, widest == nil and json.null or widest, "s2_s3_gap.widest is that gap")
+  local e = ag.S3 or {}
+  test.is(checks.s3_errors_are_algorithm and checks.s3_errors_are_algorithm.holds,
+    (e.errors or 0) > 0 and 2 * (e.errors_alg or 0) >= e.errors, "checks.s3_errors_are_algorithm agrees with agree_algorithm.S3")
+end
 do
   local f = io.open(out .. "/report.txt")
   local text = f and f:read("a") or ""

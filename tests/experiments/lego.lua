@@ -12,6 +12,7 @@ local recipe = require "lego.recipe"
 local curriculum = require "lego.curriculum"
 local attention = require "lego.attention"
 local cost = require "lego.cost"
+local verdicts = require "lego.verdicts"
 
 -- ---- the association score on hand-made patterns ----
 T.seed(3)
@@ -152,6 +153,74 @@ do
   test.is(st3.grown, { [2] = 0, [3] = 3, [4] = 6 }, "batcher: st.grown records the step of each growth")
 end
 
+-- ---- "trained" and the verdicts, on hand-made accuracies ----
+do
+  local ok, low = recipe.trained({ 1, 0.99, 0.96, 0.5, 0.5 }, 3)
+  test.is({ ok, low }, { false, 0.96 }, "recipe.trained: one supervised depth at 0.96 < 0.97: not trained")
+  ok, low = recipe.trained({ 0.97, 0.98, 1, 0.5, 0.4 }, 3)
+  test.is({ ok, low }, { true, 0.97 }, "recipe.trained: every supervised depth >= 0.97 (unsupervised ones do not count)")
+  test.is(recipe.trained({ 1, 0 / 0, 1 }, 3), false, "recipe.trained: a depth not measured (NaN) is not learned")
+  local curve = { steps = { 50, 100, 150, 200 }, acc = { { 0.9, 0.5, 0.5 }, { 0.95, 0.89, 0.5 }, { 0.95, 0.9, 0.5 }, { 1, 1, 0.98 } } }
+  test.is(recipe.escape_step(curve, 2, 0.9), 150, "recipe.escape_step: the first step with every supervised depth >= 0.9")
+  test.is(recipe.escape_step(curve, 3, 0.9), 200, "recipe.escape_step: more supervised depths, a later step")
+  test.is(recipe.escape_step(curve, 3, 0.99), nil, "recipe.escape_step: nil when never reached")
+  test.is(recipe.escape_step(nil, 2, 0.9), nil, "recipe.escape_step: nil without a curve (an old checkpoint)")
+end
+do
+  local good = { 1, 1, 1, 0.8, 0.6 }
+  local function model(acc, extra) return verdicts.model(acc, 3, extra) end
+  test.is(model(good).trained, true, "verdicts.model: trained from the supervised depths")
+  test.is(model({ 1, 0.9, 0.6, 0.5, 0.5 }).supervised_min, 0.6, "verdicts.model: supervised_min")
+  -- judge: decide runs only when every model it needs trained
+  local called = false
+  local v = verdicts.judge({ a = model(good), b = model({ 1, 0.6, 0.5, 0.5, 0.5 }) }, { "a", "b" },
+    function() called = true; return true, "decided" end)
+  test.ok(v.holds == nil and not called, "verdicts.judge: no holds, and no decision, when a needed model did not train")
+  test.ok(v.text:find("b (lowest supervised depth 0.500", 1, true) ~= nil, "verdicts.judge: the text names that model: " .. v.text)
+  v = verdicts.judge({ a = model(good) }, { "a", "c" }, function() called = true; return true, "x" end)
+  test.ok(v.holds == nil and not called and v.text:find("c (not trained here)", 1, true),
+    "verdicts.judge: a model missing altogether counts as not trained")
+  v = verdicts.judge({ a = model(good), b = model(good) }, { "a", "b" }, function() return false, "decided" end)
+  test.is({ v.holds, v.text }, { false, "decided" }, "verdicts.judge: both trained: the decision stands")
+
+  -- the shortcut: the ordered-data model loses 0.3 on shuffled clauses, the shuffled-data one 0.02
+  local models = {
+    ordered = model({ 1, 1, 1, 0.5, 0.5 }, { acc_on = { ordered = { 1, 1, 1, 0.5, 0.5 }, shuffled = { 0.9, 0.6, 0.6, 0.5, 0.5 } } }),
+    shuffled = model(good, { acc_on = { ordered = { 1, 0.98, 0.96, 0.7, 0.6 }, shuffled = good } }),
+  }
+  v = verdicts.shortcut(models, 3)
+  test.is(v.holds, true, "verdicts.shortcut: a drop of 0.30 against 0.02 is a shortcut")
+  test.ok(v.text:find("loses 0.300", 1, true) ~= nil, "verdicts.shortcut: the text gives the drop: " .. v.text)
+  models.shuffled.acc_on.ordered = { 0.7, 0.7, 0.7, 0.5, 0.5 }
+  test.is(verdicts.shortcut(models, 3).holds, false, "verdicts.shortcut: not when the shuffled-data model drops as much")
+  models.ordered.trained = false
+  test.is(verdicts.shortcut(models, 3).holds, nil, "verdicts.shortcut: not judged when the ordered-data model did not train")
+  models.ordered.trained = true
+  -- heads: position-based (offset mass above association) for the ordered-data model only
+  local function h(a, o) return { best_assoc = { layer = 1, head = 2, score = a }, best_offset = { layer = 0, head = 3, score = o } } end
+  test.is(verdicts.heads_by_position(models, { ordered = h(0.1, 0.5), shuffled = h(0.6, 0.2) }).holds, true,
+    "verdicts.heads_by_position: ordered by position, shuffled by identity")
+  test.is(verdicts.heads_by_position(models, { ordered = h(0.6, 0.5), shuffled = h(0.6, 0.2) }).holds, false,
+    "verdicts.heads_by_position: not when both attend by identity")
+  -- tying: the mean over the unsupervised depths 3-4
+  local tm = { shuffled = model(good, { steps = 4000 }), tied = model({ 1, 1, 1, 0.9, 0.7 }, { steps = 2000 }) }
+  test.is(verdicts.tying(tm, 3, 5).holds, true, "verdicts.tying: 0.80 against 0.70 on the unsupervised depths")
+  tm.tied = model({ 1, 1, 1, 0.81, 0.6 }, { steps = 2000 })
+  test.is(verdicts.tying(tm, 3, 5).holds, false, "verdicts.tying: 0.705 against 0.70 is within 0.02: does not hold")
+  tm.tied = model({ 1, 0.9, 0.6, 0.9, 0.9 }, { steps = 2000 })
+  test.is(verdicts.tying(tm, 3, 5).holds, nil, "verdicts.tying: an untrained tied model is not judged, whatever its depth 3-4")
+  -- mimicking: sooner (escape step) and further (unsupervised mean), each judged on its own
+  local im = { random = model(good, { escape_step = 900, steps = 4000 }),
+    mimic = model({ 1, 1, 1, 0.95, 0.9 }, { escape_step = 300, steps = 2000 }) }
+  local r = verdicts.init(im, "mimic", "random", 3, 5, "mimic")
+  test.is({ r.sooner.holds, r.further.holds }, { true, true }, "verdicts.init: escaped at 300 < 900 and 0.925 > 0.70")
+  im.mimic.escape_step = 900
+  test.is(verdicts.init(im, "mimic", "random", 3, 5, "mimic").sooner.holds, false, "verdicts.init: the same step is not sooner")
+  im.random = model({ 1, 0.5, 0.5, 0.5, 0.5 }, { escape_step = nil, steps = 4000 })
+  r = verdicts.init(im, "mimic", "random", 3, 5, "mimic")
+  test.ok(r.sooner.holds == nil and r.further.holds == nil, "verdicts.init: a random-init model that did not train: neither judged")
+end
+
 -- ---- the scripts, end to end ----
 local milua = arg[-1] or "build/milua"
 local dir = os.tmpname()
@@ -208,8 +277,18 @@ do
   test.ok(not sys.is_dir(out), "lego_assoc --steps 0: no output directory made")
 end
 
+local assoc_seconds
 do
   local res, out = run("lego_assoc")
+  assoc_seconds = res.train_seconds
+  test.ok(type(res.assoc_operand) == "table" and #res.assoc_operand == 4 and all_in(res.assoc_operand[1], 0, 1),
+    "lego_assoc: assoc_operand, layer x head")
+  test.is(res.assoc_operand, res.assoc_by_role and res.assoc_by_role.operand, "lego_assoc: assoc_operand is the operand role's score")
+  local best = -1
+  for _, row in ipairs(res.assoc_operand or {}) do for _, x in ipairs(row) do best = math.max(best, x) end end
+  test.close(res.best_head_operand and res.best_head_operand.score or -1, best, 1e-6, "lego_assoc: best_head_operand is its maximum")
+  test.ok(type(res.trained) == "boolean" and res.trained == (res.supervised_min >= 0.97), "lego_assoc: trained from supervised_min")
+  test.png(out .. "/assoc_operand_scores.png", "lego_assoc: assoc_operand_scores.png is a PNG", 16)
   test.ok(all_in(res.acc_by_depth, 0, 1) and #res.acc_by_depth == res.n_var, "lego_assoc: acc_by_depth, one per depth")
   test.ok(type(res.assoc_score) == "table" and #res.assoc_score == 4 and all_in(res.assoc_score[1], 0, 1),
     "lego_assoc: assoc_score is layer x head")
@@ -236,35 +315,69 @@ do
   test.is(res2.acc_by_depth, res.acc_by_depth, "lego_assoc: and measures the same accuracies")
 end
 
-do
-  local res, out = run("lego_shortcut")
-  local acc = res.acc_by_depth or {}
-  for _, k in ipairs({ "ordered_on_ordered", "ordered_on_shuffled", "shuffled_on_ordered", "shuffled_on_shuffled", "tied_on_shuffled" }) do
-    test.ok(all_in(acc[k], 0, 1), "lego_shortcut: acc_by_depth." .. k)
+-- models {name: {acc_by_depth, supervised_min, trained}} and verdicts {claim: {holds?, text}}, and
+-- a verdict has holds exactly when every model it needs trained (at --quick none does)
+local function models_and_verdicts(script, res, names, needs)
+  local m = res.models or {}
+  for _, k in ipairs(names) do
+    local e = m[k]
+    test.ok(type(e) == "table" and all_in(e.acc_by_depth, 0, 1) and #e.acc_by_depth == res.n_var
+      and all_in({ e.supervised_min }, 0, 1) and type(e.trained) == "boolean", script .. ": models." .. k ..
+      " {acc_by_depth, supervised_min, trained}")
+    if type(e) == "table" and type(e.acc_by_depth) == "table" then
+      local low = math.huge
+      for d = 1, res.n_train_var do low = math.min(low, e.acc_by_depth[d]) end
+      test.ok(e.supervised_min == low and e.trained == (low >= 0.97),
+        script .. ": models." .. k .. ": supervised_min is the lowest supervised depth, trained = it is >= 0.97")
+      test.is(e.trained, false, script .. ": models." .. k .. " did not train at --quick (the plateau)")
+    end
   end
-  test.ok(type(res.shortcut) == "table" and type(res.shortcut.verdict) == "string"
-    and type(res.shortcut.drop_ordered_model) == "number", "lego_shortcut: shortcut verdict and drop")
-  test.ok(type(res.tying) == "table" and type(res.tying.verdict) == "string", "lego_shortcut: tying verdict")
-  test.ok(type(res.heads) == "table" and type(res.heads.ordered) == "table" and type(res.heads_verdict) == "string",
-    "lego_shortcut: head comparison")
-  for _, p in ipairs({ "acc_by_depth", "assoc_ordered", "assoc_shuffled", "offset_ordered", "offset_shuffled" }) do
+  local v = res.verdicts or {}
+  for claim, need in pairs(needs) do
+    local all = true
+    for _, k in ipairs(need) do if not (m[k] and m[k].trained) then all = false end end
+    test.ok(type(v[claim]) == "table" and type(v[claim].text) == "string" and v[claim].text ~= "",
+      script .. ": verdicts." .. claim .. " has a text")
+    test.is(v[claim] and type(v[claim].holds), all and "boolean" or "nil",
+      script .. ": verdicts." .. claim .. ".holds is " .. (all and "decided" or "absent: a model it needs did not train"))
+  end
+end
+
+
+do
+  local res, out = run("lego_shortcut", " --assoc_out " .. dir .. "/lego_assoc")
+  models_and_verdicts("lego_shortcut", res, { "shuffled", "ordered", "tied" },
+    { shortcut = { "ordered", "shuffled" }, heads_by_position = { "ordered", "shuffled" }, tying_helps = { "tied", "shuffled" } })
+  local m = res.models or {}
+  test.ok(m.shuffled and m.shuffled.reused == true and m.shuffled.train_seconds == assoc_seconds,
+    "lego_shortcut: the shuffled-data model is lego_assoc's checkpoint, reused (its training time is lego_assoc's)")
+  for _, k in ipairs({ "ordered", "shuffled" }) do
+    for _, o in ipairs({ "ordered", "shuffled" }) do
+      test.ok(m[k] and m[k].acc_on and all_in(m[k].acc_on[o], 0, 1), "lego_shortcut: models." .. k .. ".acc_on." .. o)
+    end
+  end
+  test.is(m.ordered and m.ordered.acc_by_depth, m.ordered and m.ordered.acc_on.ordered,
+    "lego_shortcut: the ordered-data model is judged trained on ordered clauses")
+  test.ok(type(res.heads) == "table" and type(res.heads.ordered) == "table", "lego_shortcut: head comparison")
+  for _, p in ipairs({ "acc_by_depth", "training_curves", "assoc_ordered", "assoc_shuffled", "offset_ordered", "offset_shuffled" }) do
     test.png(out .. "/" .. p .. ".png", "lego_shortcut: " .. p .. ".png is a PNG", 16)
   end
 end
 
 do
-  local res, out = run("lego_mimic")
+  local res, out = run("lego_mimic", " --assoc_out " .. dir .. "/lego_assoc")
+  models_and_verdicts("lego_mimic", res, { "random", "mimic", "module" },
+    { mimic_escapes_sooner = { "mimic", "random" }, mimic_generalises_further = { "mimic", "random" },
+      module_escapes_sooner = { "module", "random" }, module_generalises_further = { "module", "random" } })
   local m = res.models or {}
-  for _, k in ipairs({ "random", "mimic", "module" }) do
-    test.ok(type(m[k]) == "table" and all_in(m[k].acc_by_depth, 0, 1), "lego_mimic: " .. k .. " accuracy by depth")
-  end
+  test.ok(m.random and m.random.reused == true and m.random.train_seconds == assoc_seconds,
+    "lego_mimic: the random-init model is lego_assoc's checkpoint, reused")
   test.ok(m.mimic and m.mimic.pretrain and m.mimic.pretrain.kl_after < m.mimic.pretrain.kl_before,
     "lego_mimic: mimicking lowers the KL to the target patterns")
   test.ok(m.module and m.module.best_head and m.module.best_head.score > 0.99, "lego_mimic: the module's fixed head is an association head")
   test.ok(type(res.flops) == "table" and res.flops.saved_fraction > 0 and res.flops.saved_fraction < 1
     and res.flops.forward_ms_module > 0 and res.flops.forward_ms_plain > 0, "lego_mimic: FLOPs saved and forward times measured")
-  test.ok(type(res.verdicts) == "table" and type(res.verdicts.mimic) == "string", "lego_mimic: verdicts")
-  for _, p in ipairs({ "acc_by_depth", "assoc_random", "assoc_mimic", "mimic_L0H1_pattern" }) do
+  for _, p in ipairs({ "acc_by_depth", "training_curves", "assoc_random", "assoc_mimic", "mimic_L0H1_pattern" }) do
     test.png(out .. "/" .. p .. ".png", "lego_mimic: " .. p .. ".png is a PNG", 16)
   end
 end

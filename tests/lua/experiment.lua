@@ -204,6 +204,28 @@ do
   test.throws(function() E:model("a/b", {}, function() end) end, "plain file name", "E:model wants a plain name")
   test.throws(function() E:model("m", { f = print }, function() end) end, "not plain data", "a recipe holding a function")
   test.throws(function() E:model("m", {}, function() return 3 end) end, "build must return a model", "build returns no model")
+  test.throws(function() E:model("m", {}, function() end, { dir = 3 }) end, "options must be {dir",
+    "E:model: a dir that is not a string is refused")
+  test.throws(function() E:model("m", {}, function() end, "x") end, "options must be {dir", "E:model: options not a table")
+  -- {dir}: the checkpoint lives in another directory, where a second experiment (another --out) finds it
+  do
+    local nn = require "milua.nn"
+    local shared = root .. "/shared_models"
+    local builds = 0
+    local function build()
+      builds = builds + 1
+      return nn.transformer { n_layers = 1, d_model = 4, n_heads = 1, d_head = 4, d_mlp = 8, d_vocab = 3, n_ctx = 2 }
+    end
+    local _, i1 = E:model("m", { k = 1 }, build, { dir = shared })
+    test.ok(exists(shared .. "/m.safetensors") and not exists(E.out .. "/m.safetensors") and not i1.reused,
+      "E:model {dir}: trained into dir (created), not into --out")
+    local E2 = experiment.start({ [0] = root .. "/experiments/prog.lua", "--out", root .. "/prog2" }, { name = "prog2" })
+    local _, i2 = E2:model("m", { k = 1 }, build, { dir = shared })
+    test.ok(i2.reused and builds == 1 and i2.train_seconds == i1.train_seconds,
+      "E:model {dir}: an experiment with another --out reuses it (same recipe)")
+    local _, i3 = E2:model("m", { k = 2 }, build, { dir = shared })
+    test.ok(not i3.reused and builds == 2, "E:model {dir}: another recipe trains anew")
+  end
   test.throws(function() E:file("../x.png") end, "without a directory", "E:file refuses a path")
   test.throws(function() E:finish(3) end, "results must be a table", "E:finish wants a table")
 end
