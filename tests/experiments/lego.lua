@@ -161,33 +161,11 @@ assert(sys.mkdir(dir))
 -- under the sanitizers everything is ~10x slower: a shorter run still covers every line
 local extra = os.getenv("MILUA_SANITIZED") and " --steps 4 --n_test 40 --mimic_steps 2" or ""
 
-
 local function run(script, flags)
-  local out = dir .. "/" .. script
-  local cmd = string.format("%s experiments/%s.lua --quick --out %s%s%s > %s/%s.log 2>&1", milua, script, out,
-    flags or "", script == "lego_mimic" and extra or extra:gsub(" %-%-mimic_steps %d+", ""), dir, script)
-  -- the shell's `times` gives the CPU time of the script (user + system): unlike the wall clock it
-  -- does not grow when other jobs share the machine
-  local times = dir .. "/" .. script .. ".times"
-  local ok = os.execute(cmd .. "; st=$?; times > " .. times .. "; exit $st")
-  test.ok(ok, script .. " --quick runs")
-  if not ok then
-    local f = io.open(dir .. "/" .. script .. ".log")
-    if f then test.diag(f:read("a")); f:close() end
-  end
-  local secs = 0 / 0
-  local f = io.open(times)
-  if f then
-    local _ = f:read("l")
-    local um, us, sm, ss = (f:read("l") or ""):match("(%d+)m([%d.]+)s%s+(%d+)m([%d.]+)s")
-    if um then secs = 60 * tonumber(um) + tonumber(us) + 60 * tonumber(sm) + tonumber(ss) end
-    f:close()
-  end
-  test.ok(secs < 60 or os.getenv("MILUA_SANITIZED"),
-    string.format("%s --quick takes under a minute of CPU time (%.1f s user + system)", script, secs))
-  local okj, res = pcall(json.read, out .. "/results.json")
-  test.ok(okj, script .. ": results.json parses")
-  return okj and res or {}, out, secs
+  local ext = script == "lego_mimic" and extra or extra:gsub(" %-%-mimic_steps %d+", "")
+  local res, out = test.run_script("experiments/" .. script .. ".lua", "--quick" .. (flags or "") .. ext,
+    { out = dir .. "/" .. script, name = script })
+  return res, out
 end
 
 local function all_in(list, lo, hi)
@@ -210,6 +188,7 @@ end
 
 do
   local res, out = run("lego_assoc")
+  test.pinned(res, "lego_assoc", "experiments/lego_assoc.lua", "--quick" .. extra:gsub(" %-%-mimic_steps %d+", ""))
   test.ok(all_in(res.acc_by_depth, 0, 1) and #res.acc_by_depth == res.n_var, "lego_assoc: acc_by_depth, one per depth")
   test.ok(type(res.assoc_score) == "table" and #res.assoc_score == 4 and all_in(res.assoc_score[1], 0, 1),
     "lego_assoc: assoc_score is layer x head")
@@ -238,6 +217,7 @@ end
 
 do
   local res, out = run("lego_shortcut")
+  test.pinned(res, "lego_shortcut", "experiments/lego_shortcut.lua", "--quick" .. extra:gsub(" %-%-mimic_steps %d+", ""))
   local acc = res.acc_by_depth or {}
   for _, k in ipairs({ "ordered_on_ordered", "ordered_on_shuffled", "shuffled_on_ordered", "shuffled_on_shuffled", "tied_on_shuffled" }) do
     test.ok(all_in(acc[k], 0, 1), "lego_shortcut: acc_by_depth." .. k)
@@ -254,6 +234,7 @@ end
 
 do
   local res, out = run("lego_mimic")
+  test.pinned(res, "lego_mimic", "experiments/lego_mimic.lua", "--quick" .. extra)
   local m = res.models or {}
   for _, k in ipairs({ "random", "mimic", "module" }) do
     test.ok(type(m[k]) == "table" and all_in(m[k].acc_by_depth, 0, 1), "lego_mimic: " .. k .. " accuracy by depth")
