@@ -30,8 +30,10 @@ return {
   },
   {
     name = "intermediate_values", script = "experiments/intermediate_values.lua", flags = "--quick --seed 3",
-    fields = { r2_template = frac, r2_random = frac },
-    chance = {},
+    fields = { r2_template = frac, r2_random = frac, final_loss = loss, ["best.answer.abs_r"] = frac,
+      ["control.max_abs_r"] = frac, ["weight_edit.activation_full.mean_abs_change"] = frac },
+    chance = { r2_template = { above = 0, why = "a constant prediction has R^2 = 0" },
+      r2_random = { above = 0, why = "a constant prediction has R^2 = 0" } },
   },
   {
     name = "tree_paths", script = "experiments/tree_paths.lua", flags = "--quick --nodes 4",
