@@ -54,7 +54,8 @@
 --                           measured value; on another machine (CPU or OpenBLAS differ: other bits)
 --                           within the field's tolerance instead. Fields given a chance level must
 --                           also be above it. A pin made for other flags fails, asking for `make pin`.
---                           Under MILUA_SANITIZED (other code, shorter runs) one visible skip
+--                           Under MILUA_SANITIZED (test.sanitized: other code, shorter runs) one
+--                           visible skip
 --   test.machine()          the machine the pins depend on: CPU model and OpenBLAS library
 
 local M = {}
@@ -451,6 +452,7 @@ end
 M.at_path = at_path
 
 M.pinned_dir = "tests/experiments/pinned"
+M.sanitized = os.getenv("MILUA_SANITIZED") ~= nil   -- a sanitizer build: pins do not apply
 
 -- a float in the fewest digits that read back as the same double (a pin is exact); other
 -- values as show() gives them
@@ -465,7 +467,7 @@ end
 function M.pinned(res, name, script, flags)
   local json = require "milua.json"
   local file = M.pinned_dir .. "/" .. name .. ".json"
-  if os.getenv("MILUA_SANITIZED") then
+  if M.sanitized then
     return report(true, name .. ": results as pinned", "SKIP the sanitizer build compiles other code and the tests " ..
       "run it with shorter flags, so its bits differ from any pin")
   end

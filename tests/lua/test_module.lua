@@ -306,6 +306,7 @@ json.write(o.out .. "/results.json", { loss = 1 / (1 + o.lr), acc = { 0.25, 0.5 
     return string.format([[
 local test = require "milua.test"
 test.pinned_dir = %q
+test.sanitized = false   -- under the sanitizer build too: this tests the comparison itself
 %s
 local res, out, log = test.run_script(%q, %q, { out = %q })
 test.ok(res.threads == 1, "run at one thread")
