@@ -24,7 +24,7 @@ DEPS     := liblua5.4-dev libopenblas-dev libpng-dev libreadline-dev perl python
 # only for make test-slurm: a single-node Slurm brought up by the test
 SLURM_DEPS := slurm-wlm munge
 
-.PHONY: all deps slurm-deps check test test-asan test-slurm demo bench soak install clean fuzz fuzz-deps
+.PHONY: all deps slurm-deps check test test-asan test-slurm demo bench soak pin install clean fuzz fuzz-deps
 all: milua milua-sweep
 
 deps:
@@ -91,10 +91,17 @@ demo: deps
 	$(MAKE) all
 	./milua experiments/lego_assoc.lua --out out/lego_assoc
 
-# the benchmark compares against a build with the hook points compiled out
+# the benchmark compares against a build with the hook points compiled out; then the time
+# budgets of the experiments' --quick runs and readouts (bench/experiments.lua)
 bench: deps all
 	$(MAKE) BUILD=build-nohooks DEFS=-DMILUA_NO_HOOKS build-nohooks/milua
 	OPENBLAS_NUM_THREADS=1 ./milua bench/bench.lua
+	./milua bench/experiments.lua
+
+# the experiment tests' pinned results (tests/experiments/pinned/), made anew from --quick runs
+# at one thread: after a deliberate change of results, then read the diff
+pin: deps all
+	./milua tests/experiments/pinned/pin.lua
 
 # 10^5 training steps with hooks and caches in use, memory sampled: flat after warm-up (not in check)
 soak: deps all

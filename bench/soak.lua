@@ -67,9 +67,10 @@ for step = 1, opts.steps do
     local now, peak = rss()
     local m = T.memory()
     samples[#samples + 1] = { step = step, rss = now, peak_rss = peak, live = m.live, cached = m.cached,
-      lua_kb = collectgarbage("count"), loss = loss:item(), seconds = sys.clock() - t0 }
-    io.stdout:write(sys.isatty(1) and "\r" or "", string.format("step %d/%d  rss %.1f MB  live %.2f MB  cached %.2f MB  lua %.0f kB  loss %.3f%s",
-      step, opts.steps, now / 2 ^ 20, m.live / 2 ^ 20, m.cached / 2 ^ 20, collectgarbage("count"), loss:item(),
+      heap_used = m.heap_used, heap_free = m.heap_free, lua_kb = collectgarbage("count"), loss = loss:item(), seconds = sys.clock() - t0 }
+    io.stdout:write(sys.isatty(1) and "\r" or "", string.format("step %d/%d  rss %.1f MB  live %.2f MB  cached %.2f MB  " ..
+      "malloc in use %.1f MB, free %.1f MB  lua %.0f kB  loss %.3f%s", step, opts.steps, now / 2 ^ 20, m.live / 2 ^ 20,
+      m.cached / 2 ^ 20, m.heap_used / 2 ^ 20, m.heap_free / 2 ^ 20, collectgarbage("count"), loss:item(),
       sys.isatty(1) and "" or "\n"))
     io.stdout:flush()
   end

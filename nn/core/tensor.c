@@ -5,6 +5,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 const char *mt_dims_str(const int64_t *shape, int ndim, char *buf, size_t n) {
   size_t k = 0;
@@ -29,14 +32,41 @@ size_t mt_total_allocated(void) { return total_bytes; }
 
 /* Freed buffers wait in a cache keyed by their exact size: a training step
    allocates the same shapes every step, so after the first one no memory comes
-   from the system (no page faults, no zeroing by the kernel). */
+   from the system (no page faults, no zeroing by the kernel).
+
+   The cache forgets buffers nobody asked for: time is counted in epochs of
+   allocation volume (at least 64 MB, and at least twice the bytes live and
+   cached when the epoch began), and a buffer that sat in the cache through a
+   whole epoch goes back to malloc. Without this, the cache keeps for every size
+   the largest number of buffers ever freed together (by one garbage collection,
+   say), and the sum of these per-size maxima creeps up over a long run even
+   though the working set does not. */
 #define CACHE_BUCKETS 256
 #define CACHE_LIMIT ((size_t)256 << 20)   /* beyond it, freed buffers go back to malloc */
-typedef struct cached { struct cached *next; size_t size; } cached;
+#define EPOCH_MIN ((size_t)64 << 20)
+typedef struct cached { struct cached *next; size_t size; uint64_t epoch; } cached;
 static cached *cache_bucket[CACHE_BUCKETS];
 static size_t cache_bytes;
+static uint64_t cache_epoch;              /* the current epoch */
+static size_t epoch_end = EPOCH_MIN;      /* total_bytes at which it ends */
 
 static size_t bucket_of(size_t sz) { return (sz / 64 * 2654435761u) % CACHE_BUCKETS; }
+
+/* start a new epoch; free what was put into the cache before the previous one began */
+static void cache_age(void) {
+  cache_epoch++;
+  for (int i = 0; i < CACHE_BUCKETS; i++)
+    for (cached **pp = &cache_bucket[i]; *pp;) {
+      cached *c = *pp;
+      if (c->epoch + 2 <= cache_epoch) {
+        *pp = c->next;
+        cache_bytes -= c->size;
+        free(c);
+      } else pp = &c->next;
+    }
+  size_t len = 2 * (live_bytes + cache_bytes);
+  epoch_end = total_bytes + (len > EPOCH_MIN ? len : EPOCH_MIN);
+}
 
 static void *buffer_get(size_t sz) {
   cached **pp = &cache_bucket[bucket_of(sz)];
@@ -61,6 +91,7 @@ static void buffer_put(void *p, size_t sz) {
   if (!CACHE_ENABLED || sz < sizeof(cached) || cache_bytes + sz > CACHE_LIMIT) { free(p); return; }
   cached *c = p;
   c->size = sz;
+  c->epoch = cache_epoch;
   c->next = cache_bucket[bucket_of(sz)];
   cache_bucket[bucket_of(sz)] = c;
   cache_bytes += sz;
@@ -72,6 +103,13 @@ void mt_memory_stats(mt_memory *m, int reset_peaks) {
   m->peak_live = peak_live_bytes;
   m->peak_held = peak_held_bytes;
   m->total = total_bytes;
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 33)
+  struct mallinfo2 mi = mallinfo2();
+  m->heap_used = mi.uordblks + mi.hblkhd;
+  m->heap_free = mi.fordblks;
+#else
+  m->heap_used = m->heap_free = 0;
+#endif
   if (reset_peaks) { peak_live_bytes = live_bytes; peak_held_bytes = live_bytes + cache_bytes; }
 }
 
@@ -85,6 +123,12 @@ void mt_release_cache(void) {
   cache_bytes = 0;
 }
 
+void mt_trim_heap(void) {
+#if defined(__GLIBC__)
+  malloc_trim(0);
+#endif
+}
+
 __attribute__((destructor)) static void release_at_exit(void) { mt_release_cache(); }
 
 static mt_storage *storage_new(size_t nbytes, int zero) {
@@ -93,6 +137,7 @@ static mt_storage *storage_new(size_t nbytes, int zero) {
   /* 64-byte alignment for vector loads; at least one element so data is never NULL */
   size_t sz = (nbytes + 63) & ~(size_t)63;
   if (sz == 0) sz = 64;
+  if (total_bytes >= epoch_end) cache_age();
   s->data = buffer_get(sz);
   if (!s->data) {
     mt_release_cache();   /* memory may be tied up in cached buffers of other sizes */

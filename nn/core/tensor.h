@@ -44,11 +44,17 @@ const char *mt_dtype_name(mt_dtype d);
 
 /* ---- memory accounting: bytes of live storage, for the Lua collector ---- */
 size_t mt_live_bytes(void);
-/* bytes in tensors now and at most, in freed buffers kept for reuse, and their peak sum */
-typedef struct { size_t live, cached, peak_live, peak_held, total; } mt_memory;
+/* bytes in tensors now and at most, in freed buffers kept for reuse, and their peak sum;
+   total ever allocated; and malloc's own view of the whole process (glibc's mallinfo2:
+   bytes in use, bytes free but kept; both 0 where it is not available) */
+typedef struct { size_t live, cached, peak_live, peak_held, total, heap_used, heap_free; } mt_memory;
 void mt_memory_stats(mt_memory *m, int reset_peaks);
 size_t mt_total_allocated(void);   /* monotone counter */
 void mt_release_cache(void);       /* return cached free buffers to the system */
+/* give the pages of freed heap memory back to the system (glibc's malloc_trim; a no-op
+   elsewhere): a buffer that left the cache may sit between live ones, where malloc alone
+   never returns it, so without this the resident size keeps every hole ever made */
+void mt_trim_heap(void);
 
 /* ---- lifetime ---- */
 mt_tensor *mt_ref(mt_tensor *t);

@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -568,6 +570,46 @@ static void fsync_dir_of(const char *path) {
   free(d);
 }
 
+/* The temporary name of a save: PATH.tmp.<host>.<pid>. A writer killed
+   mid-save leaves it behind; the host and the pid say whose it was, so the
+   next save of PATH removes the ones of processes that no longer run on this
+   host (and never touches a temporary of a live writer, here or on another
+   machine sharing the directory). */
+static int temp_name(const char *path, char *buf, size_t n) {
+  char host[256];
+  if (gethostname(host, sizeof host)) snprintf(host, sizeof host, "localhost");
+  host[sizeof host - 1] = 0;
+  for (char *c = host; *c; c++) if (*c == '/') *c = '_';
+  return snprintf(buf, n, "%s.tmp.%s.%ld", path, host, (long)getpid()) >= (int)n ? -1 : 0;
+}
+
+static void remove_stale_temps(const char *path) {
+  char self[4096];
+  if (temp_name(path, self, sizeof self)) return;
+  /* the prefix shared by every writer on this host: up to and including the '.' before the pid */
+  size_t plen = (size_t)(strrchr(self, '.') - self) + 1;
+  const char *slash = strrchr(self, '/');
+  const char *base = slash ? slash + 1 : self;
+  size_t blen = plen - (size_t)(base - self);
+  char dir[4096];
+  if (!slash) snprintf(dir, sizeof dir, ".");
+  else if (slash == self) snprintf(dir, sizeof dir, "/");
+  else snprintf(dir, sizeof dir, "%.*s", (int)(slash - self), self);
+  DIR *d = opendir(dir);
+  if (!d) return;
+  for (struct dirent *e; (e = readdir(d));) {
+    if (strncmp(e->d_name, base, blen)) continue;
+    const char *digits = e->d_name + blen;
+    char *end;
+    errno = 0;
+    long pid = strtol(digits, &end, 10);
+    if (!*digits || *end || errno || pid <= 0 || pid == (long)getpid()) continue;
+    if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;   /* alive, or not ours to judge */
+    unlinkat(dirfd(d), e->d_name, 0);
+  }
+  closedir(d);
+}
+
 /* s with bytes that are not UTF-8 shown as \xNN, for messages */
 static const char *escape_bad_utf8(const char *s, char *buf, size_t n) {
   size_t k = 0, len = strlen(s), i = 0;
@@ -661,11 +703,12 @@ int mt_st_save(const char *path, int n, const char *const *names, mt_tensor *con
   }
 
   /* the file, through a temporary name */
-  size_t tl = strlen(path) + 32;
+  size_t tl = strlen(path) + 300;
   char *tmp = malloc(tl);
   writer *w = malloc(sizeof *w);
   if (!tmp || !w) { free(tmp); free(w); mt_jbuf_free(&h); mt_seterr("save: %s: out of memory", path); return -1; }
-  snprintf(tmp, tl, "%s.tmp.%ld", path, (long)getpid());
+  temp_name(path, tmp, tl);
+  remove_stale_temps(path);
   int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
   if (fd < 0) {
     mt_seterr("save: %s: cannot create %s: %s", path, tmp, strerror(errno));

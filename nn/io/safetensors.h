@@ -8,8 +8,10 @@
 
    Writing: F32 and I32 tensors of any strides (written contiguous), in the
    order given; metadata always carries "format": "pt". The file is written to
-   PATH.tmp.<pid>, fsync'ed and renamed over PATH, so a crash never leaves a
-   half-written file; on error the temporary file is removed.
+   PATH.tmp.<host>.<pid>, fsync'ed and renamed over PATH, so a crash never
+   leaves a half-written file; on error the temporary file is removed. A
+   temporary that a killed writer left is removed by the next save of PATH on
+   the same host once its process is gone.
 
    Reading validates the whole header against the file before reading data:
    sizes, JSON, every entry's dtype/shape/data_offsets. F32 and I32 load as they

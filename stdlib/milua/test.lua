@@ -39,6 +39,24 @@
 --   test.failures()         number of failed tests so far
 --   test.sh(cmd)            runs a shell command with stderr merged into stdout; returns the
 --                           output and the exit status (a child process under test)
+--   test.run_script(script, flags, opts)   runs `milua SCRIPT FLAGS --out DIR` as a child at a
+--                           fixed thread count (OMP_NUM_THREADS = OPENBLAS_NUM_THREADS =
+--                           opts.threads or 1) and reads DIR/results.json; two tests: it exits 0
+--                           (else its output goes to the diagnostics) and results.json parses.
+--                           opts.out: DIR (default a fresh temporary directory); opts.name: the
+--                           name in the descriptions (default the script's file name);
+--                           opts.milua: the binary (default the one running the test). Returns
+--                           the results ({} when there are none), DIR and the child's output
+--   test.pinned(res, name, script, flags)   compares results with tests/experiments/pinned/NAME.json,
+--                           written by `make pin` (tests/experiments/pinned/pin.lua) from a run of the same
+--                           script and flags at one thread: every pinned field must equal the
+--                           measured one exactly, each a test naming the field, the pinned and the
+--                           measured value; on another machine (CPU or OpenBLAS differ: other bits)
+--                           within the field's tolerance instead. Fields given a chance level must
+--                           also be above it. A pin made for other flags fails, asking for `make pin`.
+--                           Under MILUA_SANITIZED (test.sanitized: other code, shorter runs) one
+--                           visible skip
+--   test.machine()          the machine the pins depend on: CPU model and OpenBLAS library
 
 local M = {}
 
@@ -374,6 +392,126 @@ function M.sh(cmd)
   local text = h:read("a")
   h:close()
   return (text:gsub("rc=%d+\n$", "")), tonumber(text:match("rc=(%d+)\n$"))
+end
+
+-- ---- experiment scripts as child processes, and their pinned results ----
+
+local function default_milua()
+  return (arg and arg[-1]) or ((os.getenv("MILUA_BUILD") or "build") .. "/milua")
+end
+
+local function shell_quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+
+-- the command line of a run (the pin script uses the same one)
+function M.script_command(script, flags, out, opts)
+  opts = opts or {}
+  local threads = opts.threads or 1
+  return string.format("OMP_NUM_THREADS=%d OPENBLAS_NUM_THREADS=%d %s %s %s --out %s", threads, threads,
+    opts.milua or default_milua(), script, flags or "", shell_quote(out))
+end
+
+function M.run_script(script, flags, opts)
+  opts = opts or {}
+  local name = opts.name or script:match("([^/]+)%.lua$") or script
+  local out = opts.out
+  if not out then
+    out = os.tmpname()
+    os.remove(out)
+  end
+  local log, status = M.sh(M.script_command(script, flags, out, opts))
+  report(status == 0, name .. ": " .. script .. " " .. (flags or "") .. " runs",
+    nil, status ~= 0 and ("    exit status " .. tostring(status) .. "; its output:\n" .. log) or nil)
+  local json = require "milua.json"
+  local ok, res = pcall(json.read, out .. "/results.json")
+  report(ok and type(res) == "table", name .. ": results.json parses", nil, not ok and ("    " .. tostring(res)) or nil)
+  return (ok and type(res) == "table") and res or {}, out, log
+end
+
+function M.machine()
+  local function first_line(cmd)
+    local h = io.popen(cmd .. " 2>/dev/null")
+    local line = h and h:read("l") or ""
+    if h then h:close() end
+    return line
+  end
+  local cpu = first_line("grep -m1 'model name' /proc/cpuinfo"):gsub("^model name%s*:%s*", "")
+  local blas = first_line("ldd " .. shell_quote(default_milua()) .. " | grep -o '/[^ ]*openblas[^ ]*'")
+  if blas ~= "" then blas = first_line("readlink -f " .. shell_quote(blas)) end
+  return cpu .. " | " .. blas
+end
+
+-- the value at a dotted path: "acc_by_class.S3.acc", "losses.10" (list indices 1-based)
+local function at_path(v, path)
+  for part in path:gmatch("[^.]+") do
+    if type(v) ~= "table" then return nil end
+    local i = tonumber(part)
+    if i and v[i] ~= nil then v = v[i] else v = v[part] end
+  end
+  return v
+end
+M.at_path = at_path
+
+M.pinned_dir = "tests/experiments/pinned"
+M.sanitized = os.getenv("MILUA_SANITIZED") ~= nil   -- a sanitizer build: pins do not apply
+
+-- a float in the fewest digits that read back as the same double (a pin is exact); other
+-- values as show() gives them
+local function show_exact(v)
+  if math.type(v) ~= "float" then return show(v) end
+  for p = 15, 17 do
+    local text = string.format("%." .. p .. "g", v)
+    if tonumber(text) == v or p == 17 then return text end
+  end
+end
+
+function M.pinned(res, name, script, flags)
+  local json = require "milua.json"
+  local file = M.pinned_dir .. "/" .. name .. ".json"
+  if M.sanitized then
+    return report(true, name .. ": results as pinned", "SKIP the sanitizer build compiles other code and the tests " ..
+      "run it with shorter flags, so its bits differ from any pin")
+  end
+  local ok, pin = pcall(json.read, file)
+  if not ok or type(pin) ~= "table" or type(pin.values) ~= "table" then
+    return report(false, name .. ": pinned results " .. file, nil, "    cannot read them (" .. tostring(pin) ..
+      "); make them with `make pin`")
+  end
+  if pin.script ~= script or pin.flags ~= (flags or "") then
+    return report(false, name .. ": pinned results are for this run", nil, string.format(
+      "    pinned for `%s %s`, the test runs `%s %s`: run `make pin` after changing a test's flags",
+      tostring(pin.script), tostring(pin.flags), script, flags or ""))
+  end
+  local exact = pin.machine == M.machine()
+  if not exact then
+    M.note(name .. ": pinned on another machine (" .. tostring(pin.machine) .. "), compared within each field's tolerance")
+  end
+  local keys = {}
+  for k in pairs(pin.values) do keys[#keys + 1] = k end
+  table.sort(keys)
+  local all = true
+  for _, k in ipairs(keys) do
+    local want, got = pin.values[k], at_path(res, k)
+    local tol = (pin.tolerance or {})[k] or 0
+    local pass
+    if exact or type(want) ~= "number" or type(got) ~= "number" then pass = deep_equal(got, want, "")
+    else pass = math.abs(got - want) <= tol end
+    local desc = string.format("%s: %s = %s as pinned%s", name, k, show_exact(want),
+      (exact or type(want) ~= "number") and "" or string.format(" (within %g)", tol))
+    all = report(pass, desc, nil, not pass and string.format("    field %s of %s\n    pinned:   %s\n    measured: %s",
+      k, file, show_exact(want), show_exact(got)) or nil) and all
+  end
+  local chance = pin.chance or {}
+  keys = {}
+  for k in pairs(chance) do keys[#keys + 1] = k end
+  table.sort(keys)
+  for _, k in ipairs(keys) do
+    local got = at_path(res, k)
+    local c = chance[k]
+    local pass = type(got) == "number" and got > c.above
+    all = report(pass, string.format("%s: %s above chance (%g: %s)", name, k, c.above, c.why), nil,
+      not pass and string.format("    measured: %s", show_exact(got)) or nil) and all
+  end
+  return all
 end
 
 -- independent truth for tests: NumPy computing the same thing from the same inputs

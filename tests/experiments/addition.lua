@@ -1,13 +1,11 @@
 -- experiments/addition.lua end to end (--quick), and the helpers it relies on.
 local test = require "milua.test"
 local json = require "milua.json"
-local sys = require "milua.sys"
 local addition = require "milua.data.addition"
 -- the addition helpers live beside the script, in experiments/addition/ (tests run from the project root)
 package.path = "experiments/?.lua;" .. package.path
 local algorithm = require "addition.algorithm"
 local evaluate = require "addition.evaluate"
-local results = require "addition.results"
 local checks = require "addition.checks"
 
 -- ---------------------------------------------------------------- the equivalent algorithm
@@ -90,26 +88,11 @@ do
 end
 
 -- ---------------------------------------------------------------- the script, end to end
-local milua = arg and arg[-1] or ((os.getenv("MILUA_BUILD") or "build") .. "/milua")
 local out = os.tmpname()
 os.remove(out)
 out = out .. ".addition"
-local t0 = sys.clock()
-local cmd = string.format("OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 %s experiments/addition.lua --quick --seed 3 --out %s > %s.log 2>&1",
-  milua, out, out)
-sys.mkdir(out)
-local ok, how, code = os.execute(cmd)
-local seconds = sys.clock() - t0
-test.ok(ok == true and code == 0, "milua experiments/addition.lua --quick exits 0 (" .. tostring(how) .. " " .. tostring(code) .. ")")
-test.note(string.format("--quick took %.1f s (load average %s)", seconds, results.loadavg()))
-if not ok then
-  local f = io.open(out .. ".log")
-  if f then test.diag(f:read("a")); f:close() end
-end
-
-local res
-test.lives(function() res = json.read(out .. "/results.json") end, "results.json parses")
-res = res or {}
+local res = test.run_script("experiments/addition.lua", "--quick --seed 3", { out = out, name = "addition" })
+test.pinned(res, "addition", "experiments/addition.lua", "--quick --seed 3")
 
 local function isnum(v, lo, hi) return type(v) == "number" and v == v and v >= lo and v <= hi end
 test.ok(isnum(res.acc_overall, 0, 1), "acc_overall is a fraction")
@@ -218,9 +201,7 @@ end
 
 -- ---------------------------------------------------------------- a second run reuses the model
 do
-  local ok2 = os.execute(cmd)
-  test.ok(ok2, "a second run on the same --out succeeds")
-  local res2 = ok2 and json.read(out .. "/results.json") or {}
+  local res2 = test.run_script("experiments/addition.lua", "--quick --seed 3", { out = out, name = "addition, a second run on the same --out" })
   test.is(res2.train_seconds, res.train_seconds, "it reuses the checkpoint (the training time is the first run's)")
   for _, key in ipairs({ "acc_by_class", "loss_curves", "bucket_curves", "class_curve", "staircase", "agree_algorithm",
     "digit_learned_step", "final_train_loss" }) do
@@ -231,5 +212,4 @@ end
 -- clean up
 for _, p in ipairs(pngs) do os.remove(p) end
 os.execute("rm -rf '" .. out .. "'")
-os.remove(out .. ".log")
 test.done()

@@ -17,35 +17,9 @@ local sanitized = os.getenv("MILUA_SANITIZED")
 local extras = { hierarchical_filtering = " --steps 12 --filtered-epochs 1 --train-size 512 --n-test 200 --n-filtered-test 100",
   hierarchical_mlm = " --steps 12 --train-size 512 --n-test 200 --n-probe 100" }
 
--- "under a minute" is a property of an idle machine; the tests share theirs with other jobs, so
--- the run's own CPU seconds (user + system, from /usr/bin/time, one thread) are what is checked
-local has_time = io.open("/usr/bin/time") ~= nil
-
 local function run(script, out, flags)
-  local log, tfile = out .. ".log", out .. ".cpu"
-  local cmd = string.format("OMP_NUM_THREADS=1 %s%s experiments/%s.lua --quick --out %s%s%s > %s 2>&1",
-    has_time and ("/usr/bin/time -f '%U %S' -o " .. tfile .. " ") or "", milua, script, out,
-    sanitized and extras[script] or "", flags or "", log)
-  local t0 = sys.clock()
-  local ok = os.execute(cmd)
-  local secs = sys.clock() - t0
-  test.ok(ok, script .. " --quick runs")
-  if not ok then
-    local f = io.open(log)
-    if f then test.diag(f:read("a")); f:close() end
-  end
-  local cpu = secs
-  local f = has_time and io.open(tfile)
-  if f then
-    local u, s = f:read("a"):match("([%d%.]+) ([%d%.]+)%s*$")
-    f:close()
-    if u then cpu = tonumber(u) + tonumber(s) end
-  end
-  test.ok(cpu < 60 or sanitized, string.format("%s --quick takes under a minute (%.1f CPU s, %.0f s wall on this machine)",
-    script, cpu, secs))
-  local okj, res = pcall(json.read, out .. "/results.json")
-  test.ok(okj, script .. ": results.json parses")
-  return okj and res or {}
+  return test.run_script("experiments/" .. script .. ".lua", "--quick" .. (sanitized and extras[script] or "") .. (flags or ""),
+    { out = out, name = script })
 end
 
 local function all_in(list, lo, hi, n)
@@ -107,6 +81,8 @@ end
 do
   local out = dir .. "/hf"
   local res = run("hierarchical_filtering", out)
+  test.pinned(res, "hierarchical_filtering", "experiments/hierarchical_filtering.lua",
+    "--quick" .. (sanitized and extras.hierarchical_filtering or ""))
   local cfg = res.config or {}
   local l, q = cfg.depth, cfg.q
   test.is({ l, q }, { 3, 3 }, "filtering --quick: a depth-3 tree over 3 symbols")
@@ -190,6 +166,7 @@ end
 do
   local out = dir .. "/mlm"
   local res = run("hierarchical_mlm", out)
+  test.pinned(res, "hierarchical_mlm", "experiments/hierarchical_mlm.lua", "--quick" .. (sanitized and extras.hierarchical_mlm or ""))
   local cfg = res.config or {}
   local l, q, nl = cfg.depth or 3, cfg.q or 3, cfg.n_layers or 3
   test.ok(all_in({ res.acc, res.bp_exact_acc }, 0, 1) and all_in({ res.kl_bp }, 0, 100), "mlm: acc, bp_exact_acc, kl_bp")

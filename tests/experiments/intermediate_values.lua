@@ -77,33 +77,13 @@ assert(sys.mkdir(dir))
 local sanitized = os.getenv("MILUA_SANITIZED")
 local extra = sanitized and " --steps 4 --n_analysis 40 --train_size 400" or ""
 
--- runs the script; returns results, the output dir, the children's CPU seconds (POSIX `times`)
 local function run(name, flags)
-  local out = dir .. "/" .. name
-  local cmd = string.format("sh -c '%s experiments/intermediate_values.lua --quick --out %s%s%s > %s/%s.log 2>&1; " ..
-    "s=$?; times > %s/%s.times; exit $s'", milua, out, flags, extra, dir, name, dir, name)
-  local ok = os.execute(cmd)
-  test.ok(ok, name .. ": --quick runs")
-  if not ok then
-    local f = io.open(dir .. "/" .. name .. ".log")
-    if f then test.diag(f:read("a")); f:close() end
-  end
-  local f = io.open(dir .. "/" .. name .. ".times")
-  local cpu = 0
-  if f then
-    local txt = f:read("a")
-    f:close()
-    local lines = {}
-    for l in txt:gmatch("[^\n]+") do lines[#lines + 1] = l end
-    for m, s in (lines[2] or ""):gmatch("(%d+)m([%d%.]+)s") do cpu = cpu + 60 * tonumber(m) + tonumber(s) end
-  end
-  local okj, res = pcall(json.read, out .. "/results.json")
-  test.ok(okj, name .. ": results.json parses")
-  return okj and res or {}, out, cpu
+  return test.run_script("experiments/intermediate_values.lua", "--quick" .. flags .. extra,
+    { out = dir .. "/" .. name, name = name })
 end
 
-local res, out, cpu = run("a", " --seed 3")
-test.ok(cpu > 0 and (cpu < 60 or sanitized), string.format("--quick uses under a minute of CPU (%.1f s)", cpu))
+local res, out = run("a", " --seed 3")
+test.pinned(res, "intermediate_values", "experiments/intermediate_values.lua", "--quick --seed 3" .. extra)
 
 -- the keys the issue lists
 for _, k in ipairs({ "r2_template", "r2_random", "train_seconds", "seed" }) do

@@ -230,33 +230,11 @@ assert(sys.mkdir(dir))
 -- under the sanitizers everything is ~10x slower: a shorter run still covers every line
 local extra = os.getenv("MILUA_SANITIZED") and " --steps 4 --n_test 40 --mimic_steps 2" or ""
 
-
 local function run(script, flags)
-  local out = dir .. "/" .. script
-  local cmd = string.format("%s experiments/%s.lua --quick --out %s%s%s > %s/%s.log 2>&1", milua, script, out,
-    flags or "", script == "lego_mimic" and extra or extra:gsub(" %-%-mimic_steps %d+", ""), dir, script)
-  -- the shell's `times` gives the CPU time of the script (user + system): unlike the wall clock it
-  -- does not grow when other jobs share the machine
-  local times = dir .. "/" .. script .. ".times"
-  local ok = os.execute(cmd .. "; st=$?; times > " .. times .. "; exit $st")
-  test.ok(ok, script .. " --quick runs")
-  if not ok then
-    local f = io.open(dir .. "/" .. script .. ".log")
-    if f then test.diag(f:read("a")); f:close() end
-  end
-  local secs = 0 / 0
-  local f = io.open(times)
-  if f then
-    local _ = f:read("l")
-    local um, us, sm, ss = (f:read("l") or ""):match("(%d+)m([%d.]+)s%s+(%d+)m([%d.]+)s")
-    if um then secs = 60 * tonumber(um) + tonumber(us) + 60 * tonumber(sm) + tonumber(ss) end
-    f:close()
-  end
-  test.ok(secs < 60 or os.getenv("MILUA_SANITIZED"),
-    string.format("%s --quick takes under a minute of CPU time (%.1f s user + system)", script, secs))
-  local okj, res = pcall(json.read, out .. "/results.json")
-  test.ok(okj, script .. ": results.json parses")
-  return okj and res or {}, out, secs
+  local ext = script == "lego_mimic" and extra or extra:gsub(" %-%-mimic_steps %d+", "")
+  local res, out = test.run_script("experiments/" .. script .. ".lua", "--quick" .. (flags or "") .. ext,
+    { out = dir .. "/" .. script, name = script })
+  return res, out
 end
 
 local function all_in(list, lo, hi)
@@ -280,6 +258,7 @@ end
 local assoc_seconds
 do
   local res, out = run("lego_assoc")
+  test.pinned(res, "lego_assoc", "experiments/lego_assoc.lua", "--quick" .. extra:gsub(" %-%-mimic_steps %d+", ""))
   assoc_seconds = res.train_seconds
   test.ok(type(res.assoc_operand) == "table" and #res.assoc_operand == 4 and all_in(res.assoc_operand[1], 0, 1),
     "lego_assoc: assoc_operand, layer x head")
@@ -346,6 +325,7 @@ end
 
 do
   local res, out = run("lego_shortcut", " --assoc_out " .. dir .. "/lego_assoc")
+  test.pinned(res, "lego_shortcut", "experiments/lego_shortcut.lua", "--quick" .. extra:gsub(" %-%-mimic_steps %d+", ""))
   models_and_verdicts("lego_shortcut", res, { "shuffled", "ordered", "tied" },
     { shortcut = { "ordered", "shuffled" }, heads_by_position = { "ordered", "shuffled" }, tying_helps = { "tied", "shuffled" } })
   local m = res.models or {}
@@ -366,6 +346,7 @@ end
 
 do
   local res, out = run("lego_mimic", " --assoc_out " .. dir .. "/lego_assoc")
+  test.pinned(res, "lego_mimic", "experiments/lego_mimic.lua", "--quick" .. extra)
   models_and_verdicts("lego_mimic", res, { "random", "mimic", "module" },
     { mimic_escapes_sooner = { "mimic", "random" }, mimic_generalises_further = { "mimic", "random" },
       module_escapes_sooner = { "module", "random" }, module_generalises_further = { "module", "random" } })

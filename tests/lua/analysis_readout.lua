@@ -149,15 +149,12 @@ test.throws(function() analysis.same_token_score(pc, toks:narrow(2, 1, 5)) end, 
 test.throws(function() analysis.head_score({}, toks, function() return true end) end, "hook_pattern",
   "a cache without patterns")
 
--- speed: 300 sequences of 50 tokens, 16 heads, 2 layers
+-- a list of layer patterns (its speed at 300 x 50 tokens, 16 heads, 2 layers: bench/experiments.lua)
 T.seed(5)
-local bigp = T.rand(300, 16, 50, 50):softmax(4)
-local bigt = T.randint(1, 20, 300, 50):int()
-local t0 = os.clock()
+local bigp = T.rand(30, 16, 50, 50):softmax(4)
+local bigt = T.randint(1, 20, 30, 50):int()
 local bs = analysis.same_token_score({ bigp, bigp }, bigt, { query_tokens = { 1, 2, 3, 4, 5 } })
-local dt = os.clock() - t0
 test.is(bs:shape(), { 2, 16 }, "same-token score on a list of 2 layer patterns")
-test.ok(dt < 3, string.format("same-token score over 300 x 50 tokens, 16 heads, 2 layers in %.2f s", dt))
 
 -- ---- weight edits
 local function bytes(t) return t:contiguous():view(-1):totable() end

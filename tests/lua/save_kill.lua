@@ -102,10 +102,39 @@ for round = 1, 12 do
 end
 test.ok(kills == 12 and loaded >= 8, "the writer was killed 12 times, with files on disk after most (" .. loaded .. ")")
 
--- temporaries a kill left behind do not stop the next save
+-- temporaries a kill left behind do not stop the next save, and the next save of each path
+-- removes them: a temporary is PATH.tmp.<host>.<pid>, removed once its process is gone
+local function temps()
+  local names = {}
+  for name in io.popen("ls -A " .. dir):lines() do if name:find("%.tmp%.") then names[#names + 1] = name end end
+  table.sort(names)
+  return names
+end
+test.diag("temporaries after the kills: " .. table.concat(temps(), " "))
+local function output(cmd)
+  local h = io.popen(cmd)
+  local line = h:read("l")
+  h:close()   -- and reaped: a zombie would still count as running
+  return line
+end
+local host = output("hostname")
+local dead = output("sh -c 'echo $$'")                         -- a process that has exited
+-- a writer that still runs (the process that started this test) and one on another machine:
+-- both kept
+local alive = io.open("/proc/self/stat"):read("l"):match("^%d+ %b() %S+ (%d+)")
+local planted = { dir .. "/tensor.safetensors.tmp." .. host .. "." .. dead,
+  dir .. "/tensor.safetensors.tmp." .. host .. "." .. alive,
+  dir .. "/tensor.safetensors.tmp.other-machine." .. dead }
+for _, p in ipairs(planted) do assert(io.open(p, "w")):close() end
 local ok = pcall(T.save, dir .. "/tensor.safetensors", { x = T.ones(2) })
 test.ok(ok, "a save after the kills succeeds")
-local left = io.popen("ls -A " .. dir):read("a")
-test.diag("files after the kills: " .. left:gsub("\n", " "))
+local m = nn.transformer { n_layers = 1, d_model = 8, n_heads = 2, d_mlp = 8, d_vocab = 5, n_ctx = 4 }
+m:save(dir .. "/model.safetensors")
+local _, cache = m:run_with_cache(T.tensor({ { 1, 2 } }, "int32"), "hook_resid")
+cache:save(dir .. "/cache.safetensors")
+local expect = { "tensor.safetensors.tmp." .. host .. "." .. alive, "tensor.safetensors.tmp.other-machine." .. dead }
+table.sort(expect)
+test.is(temps(), expect, "the next saves removed the temporaries of dead writers on this host, " ..
+  "and kept a live writer's and another machine's")
 os.execute("rm -rf " .. dir)
 test.done()

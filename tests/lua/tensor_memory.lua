@@ -112,4 +112,48 @@ do
 end
 test.is(settle(), base, "the deep graphs are released")
 
+-- the pace of collection: dead tensors pile up to 8 MB (or the live bytes, if more) at most
+-- before a full collection, even with Lua's own collector stopped (a 1 MB tensor a step)
+do
+  local before = settle()
+  collectgarbage("stop")
+  -- the bound is set at each paced collection from what is live then: 64 MB of garbage first,
+  -- so that one happens here and not in an earlier test with more alive
+  for _ = 1, 64 do local t = T.zeros(MB // 4) end
+  local most = 0
+  for _ = 1, 200 do
+    local t = T.zeros(MB // 4)
+    most = math.max(most, T.live_bytes() - before)
+  end
+  collectgarbage("restart")
+  test.ok(most <= 8 * MB + before + MB, string.format("200 dead 1 MB tensors: at most %.1f MB of them held at once " ..
+    "(the bound: 8 MB, or the live %.1f MB if more, plus one)", most / MB, before / MB))
+  test.is(settle(), before, "and all released")
+end
+
+-- the buffer cache keeps a freed buffer for reuse, and forgets it once two epochs of allocation
+-- (each at least 64 MB) pass without anyone asking for its size
+do
+  settle()
+  local m0 = T.memory()
+  do local odd <close> = T.zeros(12345) end              -- 49,380 bytes, padded to 49,408
+  local m1 = T.memory()
+  if sanitized then   -- the sanitizer build frees at once, so that AddressSanitizer sees every use after free
+    test.is({ m0.cached, m1.cached }, { 0, 0 }, "the sanitizer build caches no freed buffer")
+  else
+    test.is(m1.cached - m0.cached, 49408, "a freed buffer waits in the cache (its size padded to 64 bytes)")
+  end
+  for _ = 1, 200 do local u <close> = T.zeros(MB // 4) end   -- 200 MB of 1 MB buffers, reused
+  local m2 = T.memory()
+  test.ok(m2.cached <= MB, string.format("after 200 MB of other allocations only the 1 MB buffer in use stays cached " ..
+    "(%d bytes cached)", m2.cached))
+  test.ok(m2.total - m1.total >= 200 * MB, "T.memory().total counts every allocation, cached or not")
+  if m2.heap_used > 0 then
+    test.ok(m2.heap_used >= m2.live + m2.cached, string.format("malloc's bytes in use (%.1f MB) hold the live and cached " ..
+      "tensor bytes (%.1f MB)", m2.heap_used / MB, (m2.live + m2.cached) / MB))
+  else
+    test.ok(m2.heap_free == 0, "heap_used and heap_free are 0 where malloc does not report them")
+  end
+end
+
 test.done()

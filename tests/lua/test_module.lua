@@ -278,5 +278,71 @@ do
   ok(zero == 0, "test.sh: status 0 of a command that succeeds", zero)
 end
 
+-- test.run_script and test.pinned: a small "experiment" that writes results.json from its flags,
+-- run by a child test script; pinned values in a directory of this test's own
+do
+  local dir = os.tmpname()
+  os.remove(dir)
+  os.execute("mkdir -p " .. shq(dir .. "/pinned"))
+  local exp = dir .. "/exp.lua"
+  local f = assert(io.open(exp, "w"))
+  f:write([=[
+local cli = require "milua.cli"
+local json = require "milua.json"
+local o = cli.parse(arg, { { "lr", 0.5, "a rate" }, { "out", "x", "where" }, { "fail", false, "exit 1" } }, "exp")
+if o.fail then io.stderr:write("exp: told to fail\n"); os.exit(1) end
+os.execute("mkdir -p '" .. o.out .. "'")
+-- a result whose bits depend on the flag, and a nested list, and the thread count it saw
+json.write(o.out .. "/results.json", { loss = 1 / (1 + o.lr), acc = { 0.25, 0.5 + o.lr / 4 },
+  threads = tonumber(os.getenv("OMP_NUM_THREADS")) })
+]=])
+  f:close()
+  local pin = dir .. "/pinned/exp.json"
+  f = assert(io.open(pin, "w"))
+  f:write(string.format('{"script": %q, "flags": "--lr 0.5", "machine": "elsewhere", "values": {"loss": %.17g, "acc.2": 0.625}, ' ..
+    '"tolerance": {"loss": 0, "acc.2": 0}, "chance": {"acc.2": {"above": 0.5, "why": "one of two"}}}', exp, 1 / 1.5))
+  f:close()
+  local function body(flags, machine_line, out)
+    return string.format([[
+local test = require "milua.test"
+test.pinned_dir = %q
+test.sanitized = false   -- under the sanitizer build too: this tests the comparison itself
+%s
+local res, out, log = test.run_script(%q, %q, { out = %q })
+test.ok(res.threads == 1, "run at one thread")
+test.pinned(res, "exp", %q, %q)
+test.done()
+]], dir .. "/pinned", machine_line or "", exp, flags, out or (dir .. "/out"), exp, flags)
+  end
+  local o, _, code = child(body("--lr 0.5"))
+  ok(code == 0 and tap(o, "ok 1 - exp: " .. exp .. " --lr 0.5 runs") and tap(o, "ok 2 - exp: results.json parses")
+    and tap(o, "ok 3 - run at one thread") and tap(o, "ok 4 - exp: acc.2 = 0.625 as pinned (within 0)")
+    and tap(o, "ok 6 - exp: acc.2 above chance (0.5: one of two)"),
+    "test.run_script runs a script at one thread; test.pinned passes values equal to the pins", o)
+  -- a deliberate change: another rate moves both values; the pin was made for other flags
+  local o2, e2, code2 = child(body("--lr 0.25"))
+  ok(code2 ~= 0 and tap(o2, "not ok 4 - exp: pinned results are for this run") and has(e2, "run `make pin`"),
+    "test.pinned refuses a run with other flags than the pin's", o2 .. e2)
+  -- the same flags but another result: each field named with the pinned and the measured value
+  f = assert(io.open(pin, "w"))
+  f:write(string.format('{"script": %q, "flags": "--lr 0.5", "machine": "elsewhere", "values": {"loss": %.17g, "acc.2": 0.6}, ' ..
+    '"tolerance": {"loss": 0, "acc.2": 0.01}, "chance": {"acc.2": {"above": 0.7, "why": "made up"}}}', exp, 1 / 1.5 + 1e-12))
+  f:close()
+  local o3, e3, code3 = child(body("--lr 0.5"))
+  ok(code3 ~= 0 and tap(o3, "not ok 4 - exp: acc.2 = 0.6 as pinned (within 0.01)") and tap(o3, "not ok 5 - exp: loss = ")
+    and has(e3, "field loss of " .. pin) and has(e3, "pinned:   0.6666666666676666")
+    and has(e3, "measured: 0.6666666666666666")
+    and tap(o3, "not ok 6 - exp: acc.2 above chance (0.7: made up)"),
+    "test.pinned fails a changed value, naming the field, the pinned and the measured value, and a result at chance", o3 .. e3)
+  -- on the machine the pins were made on, equality is exact: no tolerance
+  local o4, e4, code4 = child(body("--lr 0.5", "test.machine = function() return 'elsewhere' end"))
+  ok(code4 ~= 0 and tap(o4, "not ok 4 - exp: acc.2 = 0.6 as pinned\n"), "test.pinned compares exactly on the pins' machine", o4 .. e4)
+  -- a script that fails: its output in the diagnostics, and an empty result
+  local o5, e5 = child(body("--lr 0.5 --fail", nil, dir .. "/out_fail"))
+  ok(tap(o5, "not ok 1 - exp: " .. exp .. " --lr 0.5 --fail runs") and has(e5, "exp: told to fail")
+    and tap(o5, "not ok 2 - exp: results.json parses"), "test.run_script reports a failing script with its output", o5 .. e5)
+  os.execute("rm -rf " .. shq(dir))
+end
+
 print("1.." .. run)
 if failed > 0 then os.exit(1) end
