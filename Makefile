@@ -9,7 +9,7 @@ LUAINC  ?= /usr/include/lua5.4
 # the same translation unit and compiled by the same compiler, so no call crosses the two
 # ABIs. (A #pragma in the header cannot silence it: GCC emits the note from the back end.)
 CFLAGS  += $(OPT) $(DEFS) -g -std=gnu11 -fno-math-errno -Wall -Wextra -Wno-unused-parameter -Wno-psabi -fopenmp -Inn -I$(LUAINC) $(SAN)
-LDLIBS  += -llua5.4 -lopenblas -lpng -lreadline -lm
+LDLIBS  += -llua5.4 -lopenblas -ldnnl -lpng -lreadline -lm
 LDFLAGS += -fopenmp $(SAN)
 PREFIX  ?= /usr/local
 
@@ -20,11 +20,13 @@ NN_OBJ   := $(NN_SRC:%.c=$(BUILD)/%.o)
 BIND_OBJ := $(BIND_SRC:%.c=$(BUILD)/%.o)
 VM_OBJ   := $(VM_SRC:%.c=$(BUILD)/%.o)
 CTESTS   := $(patsubst tests/c/%.c,$(BUILD)/tests/%,$(wildcard tests/c/*.c))
-DEPS     := liblua5.4-dev libopenblas-dev libpng-dev libreadline-dev perl python3-numpy parallel
+DEPS     := liblua5.4-dev libopenblas-dev libdnnl-dev libpng-dev libreadline-dev perl python3-numpy parallel
+# only for make bench: the PyTorch reference it times milua against
+BENCH_DEPS := python3-torch
 # only for make test-slurm: a single-node Slurm brought up by the test
 SLURM_DEPS := slurm-wlm munge
 
-.PHONY: all deps slurm-deps check test test-asan test-slurm demo bench soak pin install clean fuzz fuzz-deps
+.PHONY: all deps bench-deps slurm-deps check test test-asan test-slurm demo bench soak pin install clean fuzz fuzz-deps
 all: milua milua-sweep
 
 deps:
@@ -50,6 +52,10 @@ $(BUILD)/milua: $(VM_OBJ) $(BIND_OBJ) $(NN_OBJ)
 $(BUILD)/%.o: %.c $(wildcard nn/*/*.h bindings/*.h vm/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -DMILUA_SRCDIR='"$(CURDIR)"' -c -o $@ $<
+
+# single-GEMM throughput of each engine on given shapes (bench/gemm.c; make bench runs it)
+$(BUILD)/bench-gemm: bench/gemm.c $(NN_OBJ)
+	$(CC) $(CFLAGS) -o $@ $< $(NN_OBJ) $(LDFLAGS) $(LDLIBS)
 
 $(BUILD)/tests/%: tests/c/%.c tests/c/tap.h $(wildcard tests/fuzz/*.c) $(NN_OBJ)
 	@mkdir -p $(dir $@)
@@ -91,11 +97,17 @@ demo: deps
 	$(MAKE) all
 	./milua experiments/lego_assoc.lua --out out/lego_assoc
 
-# the benchmark compares against a build with the hook points compiled out; then the time
-# budgets of the experiments' --quick runs and readouts (bench/experiments.lua)
-bench: deps all
+bench-deps:
+	@missing=""; for p in $(BENCH_DEPS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then echo "installing:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi
+
+# the benchmark compares against a build with the hook points compiled out, and times each
+# product of the models alone (bench-gemm); bench.lua sets each side's threads itself. Then the
+# time budgets of the experiments' --quick runs and readouts (bench/experiments.lua)
+bench: deps bench-deps all $(BUILD)/bench-gemm
 	$(MAKE) BUILD=build-nohooks DEFS=-DMILUA_NO_HOOKS build-nohooks/milua
-	OPENBLAS_NUM_THREADS=1 ./milua bench/bench.lua
+	OPENBLAS_NUM_THREADS=1 ./milua bench/bench.lua --gemm $(BUILD)/bench-gemm
 	./milua bench/experiments.lua
 
 # the experiment tests' pinned results (tests/experiments/pinned/), made anew from --quick runs
@@ -122,7 +134,7 @@ fuzz-deps:
 
 build-fuzz/%: tests/fuzz/%.c $(FUZZ_SRC) $(wildcard nn/*/*.h)
 	@mkdir -p build-fuzz
-	clang $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_SRC) -lopenblas -lm
+	clang $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_SRC) -lopenblas -ldnnl -lm
 
 fuzz: fuzz-deps build-fuzz/safetensors build-fuzz/json
 	@for h in safetensors json; do \

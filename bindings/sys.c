@@ -89,7 +89,23 @@ static int s_set_num_threads(lua_State *L) {
   return 0;
 }
 
-static const luaL_Reg fns[] = {{"clock", s_clock}, {"cpu_clock", s_cpu_clock}, {"isatty", s_isatty},
+/* the GEMM engine: "auto" (the shape table of core/parallel.c), "openblas" or "onednn" */
+static int s_gemm_engine(lua_State *L) {
+  lua_pushstring(L, mt_gemm_engine_name(mt_gemm_get_engine()));
+  return 1;
+}
+static int s_set_gemm_engine(lua_State *L) {
+  const char *name = lua_type(L, 1) == LUA_TSTRING ? lua_tostring(L, 1) : NULL;
+  int code = name ? mt_gemm_engine_code(name) : -1;
+  if (code < 0)
+    return luaL_error(L, "T.set_gemm_engine: the engine must be \"auto\", \"openblas\" or \"onednn\", got %s",
+                      luaL_tolstring(L, 1, NULL));
+  mt_gemm_set_engine(code);
+  return 0;
+}
+
+static const luaL_Reg fns[] = {{"gemm_engine", s_gemm_engine}, {"set_gemm_engine", s_set_gemm_engine},
+                               {"clock", s_clock}, {"cpu_clock", s_cpu_clock}, {"isatty", s_isatty},
                                {"term_width", s_term_width}, {"mkdir", s_mkdir}, {"is_dir", s_is_dir},
                                {"getpid", s_getpid}, {"rng_state", s_rng_state}, {"set_rng_state", s_set_rng_state},
                                {"num_threads", s_num_threads}, {"set_num_threads", s_set_num_threads}, {NULL, NULL}};

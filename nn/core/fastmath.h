@@ -58,8 +58,17 @@ static inline mt_v8f mt_v8_phi(mt_v8f x) {
 }
 
 static inline mt_v8f mt_v8_gelu(mt_v8f x) { return x * mt_v8_phi(x); }
+/* gelu'(x) = Phi(x) + x phi(x), phi(x) = e^(-x^2/2) / sqrt(2 pi): the density's exponential is
+   the one inside the erfc tail (e^(-a^2), a = |x|/sqrt2), so one exp serves both terms */
 static inline mt_v8f mt_v8_dgelu(mt_v8f x) {
-  return mt_v8_phi(x) + x * mt_v8_exp(-0.5f * x * x) * 0.3989422804014327f;
+  mt_v8i sign = (mt_v8i)x & (int32_t)0x80000000;
+  mt_v8f a = (mt_v8f)((mt_v8i)x ^ sign) * 0.70710678118654752f;
+  mt_v8f t = 1.0f / (1.0f + 0.3275911f * a);
+  mt_v8f y = t * (0.254829592f + t * (-0.284496736f + t * (1.421413741f + t * (-1.453152027f + t * 1.061405429f))));
+  mt_v8f e = mt_v8_exp(-a * a), q = 0.5f * y * e;
+  mt_v8i neg = sign != 0;
+  mt_v8f phi = (mt_v8f)(((mt_v8i)q & neg) | ((mt_v8i)(1.0f - q) & ~neg));
+  return phi + x * e * 0.3989422804014327f;
 }
 
 /* array forms, one loop for all kinds: out = gelu(x), exp(x), or g * gelu'(x) */

@@ -76,5 +76,12 @@ T.set_rng_state = sys.set_rng_state
 --- and one thread avoids spin-waiting when the other cores are busy.
 T.num_threads = sys.num_threads
 T.set_num_threads = sys.set_num_threads
+--- T.gemm_engine() -> name; T.set_gemm_engine(name): the matrix-product engine, "auto" (the
+--- default: oneDNN, and OpenBLAS for tiny products where its AVX2 kernels are faster; the
+--- table is in nn/core/parallel.c), "openblas" or "onednn" for every product. The environment
+--- variable MILUA_GEMM sets the initial value. Either engine gives bit-identical results for
+--- any thread count; the two engines round differently from each other.
+T.gemm_engine = sys.gemm_engine
+T.set_gemm_engine = sys.set_gemm_engine
 
 return T

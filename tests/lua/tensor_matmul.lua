@@ -66,6 +66,37 @@ check(A[2]:matmul(B), "a[1].astype(np.float64) @ b", { a = A, b = B }, "a row ve
 check(A:matmul(Bt[3]), "a.astype(np.float64) @ b[2]", { a = A, b = Bt }, "a strided column vector")
 check(A:t()[2]:matmul(A:t()[3]), "a.T[1].astype(np.float64) @ a.T[2]", { a = A }, "dot of two strided vectors")
 
+-- each GEMM engine on every transpose combination: odd sizes, products too small to split,
+-- and products split into row or column blocks across threads (M or N >= 64 and 65536 flops),
+-- against NumPy; matmul reads a transposed view as a transposed operand (no copy), so each
+-- case reaches the engine with that transpose flag
+local sizes = { { 1, 1, 1 }, { 3, 5, 7 }, { 17, 31, 13 }, { 18, 18, 16 }, { 65, 67, 129 }, { 200, 70, 33 },
+  { 37, 300, 65 }, { 130, 64, 513 } }
+for _, engine in ipairs { "openblas", "onednn", "auto" } do
+  T.set_gemm_engine(engine)
+  test.is(T.gemm_engine(), engine, "T.set_gemm_engine(" .. engine .. ")")
+  for _, mnk in ipairs(sizes) do
+    local M, N, K = mnk[1], mnk[2], mnk[3]
+    for _, tt in ipairs { { false, false }, { true, false }, { false, true }, { true, true } } do
+      local a = tt[1] and R(K, M) or R(M, K)
+      local b = tt[2] and R(N, K) or R(K, N)
+      local desc = string.format("%s: %dx%dx%d%s%s", engine, M, N, K, tt[1] and " A^T" or "", tt[2] and " B^T" or "")
+      check((tt[1] and a:t() or a):matmul(tt[2] and b:t() or b),
+        string.format("%s.astype(np.float64) @ %s.astype(np.float64)", tt[1] and "a.T" or "a", tt[2] and "b.T" or "b"),
+        { a = a, b = b }, desc)
+    end
+  end
+  -- a batch of per-head sized products, and a shared right operand folded into one tall product
+  local x, w = R(6, 27, 16), R(6, 16, 27)
+  check(x:matmul(w), "np.matmul(x.astype(np.float64), w.astype(np.float64))", { x = x, w = w }, engine .. ": batched 27x27x16")
+  local y, v = R(5, 40, 64), R(64, 96)
+  check(y:matmul(v), "np.matmul(y.astype(np.float64), v.astype(np.float64))", { y = y, v = v }, engine .. ": folded 200x96x64")
+end
+test.throws(function() T.set_gemm_engine("mkl") end,
+  'T.set_gemm_engine: the engine must be "auto", "openblas" or "onednn", got mkl', "an unknown engine is refused clearly")
+test.throws(function() T.set_gemm_engine(42) end, "got 42", "T.set_gemm_engine needs a name")
+test.is(T.gemm_engine(), "auto", "a refused engine leaves the current one")
+
 -- shapes and a product by hand
 local h = T.tensor({ { 1, 2 }, { 3, 4 } }):matmul(T.tensor({ { 5, 6 }, { 7, 8 } }))
 test.is(h:totable(), { { 19, 22 }, { 43, 50 } }, "2x2 product by hand")
