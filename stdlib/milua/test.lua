@@ -51,12 +51,12 @@
 --                           written by `make pin` (tests/experiments/pinned/pin.lua) from a run of the same
 --                           script and flags at one thread: every pinned field must equal the
 --                           measured one exactly, each a test naming the field, the pinned and the
---                           measured value; on another machine (CPU or OpenBLAS differ: other bits)
+--                           measured value; on another machine (CPU, OpenBLAS or oneDNN differ: other bits)
 --                           within the field's tolerance instead. Fields given a chance level must
 --                           also be above it. A pin made for other flags fails, asking for `make pin`.
 --                           Under MILUA_SANITIZED (test.sanitized: other code, shorter runs) one
 --                           visible skip
---   test.machine()          the machine the pins depend on: CPU model and OpenBLAS library
+--   test.machine()          the machine the pins depend on: CPU model, OpenBLAS and oneDNN libraries
 
 local M = {}
 
@@ -435,9 +435,12 @@ function M.machine()
     return line
   end
   local cpu = first_line("grep -m1 'model name' /proc/cpuinfo"):gsub("^model name%s*:%s*", "")
-  local blas = first_line("ldd " .. shell_quote(default_milua()) .. " | grep -o '/[^ ]*openblas[^ ]*'")
-  if blas ~= "" then blas = first_line("readlink -f " .. shell_quote(blas)) end
-  return cpu .. " | " .. blas
+  -- the GEMM libraries decide the bits: OpenBLAS and oneDNN, each by the file the binary loads
+  local function lib(pattern)
+    local path = first_line("ldd " .. shell_quote(default_milua()) .. " | grep -o '/[^ ]*" .. pattern .. "[^ ]*'")
+    return path ~= "" and first_line("readlink -f " .. shell_quote(path)) or ""
+  end
+  return cpu .. " | " .. lib("openblas") .. " | " .. lib("dnnl")
 end
 
 -- the value at a dotted path: "acc_by_class.S3.acc", "losses.10" (list indices 1-based)
