@@ -120,6 +120,32 @@ local lin = optim.schedule { lr = 2.0, total = 100, decay = "linear" }
 test.close(lin(50), 1.0, 1e-12, "linear decay midpoint")
 test.throws(function() optim.schedule { lr = 1, decay = "exp", total = 5 } end, "decay must be", "unknown decay is an error")
 
+-- one-cycle against PyTorch's OneCycleLR: the rate and Adam's beta1 at every step, for two
+-- shapes of the cycle (the default pct_start and a short 5% rise that ends between steps)
+for _, case in ipairs({ { total = 40, pct = 0.3, lr = 0.01 }, { total = 337, pct = 0.05, lr = 1e-3 } }) do
+  local want = numpy(string.format([[
+import torch, json
+p = torch.nn.Parameter(torch.zeros(1))
+o = torch.optim.AdamW([p], lr=%g, betas=(0.9, 0.99))
+s = torch.optim.lr_scheduler.OneCycleLR(o, max_lr=%g, total_steps=%d, pct_start=%g)
+lr, b1 = [], []
+for i in range(%d):
+    lr.append(o.param_groups[0]["lr"]); b1.append(o.param_groups[0]["betas"][0])
+    o.step(); s.step()
+print(json.dumps({"lr": lr, "b1": b1}))
+]], case.lr, case.lr, case.total, case.pct, case.total))
+  local oc = optim.one_cycle { lr = case.lr, total = case.total, pct_start = case.pct }
+  local lr, b1 = {}, {}
+  for step = 1, case.total do lr[step], b1[step] = oc(step) end
+  test.close(lr, want.lr, 1e-9 * case.lr, string.format("one_cycle: the rate at each of %d steps is OneCycleLR's", case.total))
+  test.close(b1, want.b1, 1e-9, string.format("one_cycle: beta1 at each of %d steps is OneCycleLR's", case.total))
+end
+test.throws(function() optim.one_cycle { lr = 1e-3, total = 10, pct_start = 0.05 } end, "no rising or no falling phase",
+  "one_cycle: a rise shorter than one step is an error that says so")
+test.throws(function() optim.one_cycle { lr = 1e-3 } end, "total must be an integer", "one_cycle: total is required")
+test.throws(function() optim.one_cycle { lr = 1e-3, total = 100, warmup = 5 } end, "unknown option 'warmup'",
+  "one_cycle: an unknown option is named")
+
 -- state save/restore resumes exactly
 local function trajectory(split)
   T.seed(3)
