@@ -187,18 +187,19 @@ function optim.one_cycle(s)
     error("optim.one_cycle: total must be an integer number of steps >= 2, got " .. tostring(total), 2)
   end
   local pct = s.pct_start or 0.3
-  local warm_end = pct * total - 1                -- PyTorch's end of the rising phase (0-based, fractional)
-  if type(pct) ~= "number" or warm_end <= 0 or warm_end >= total - 1 then
-    error(string.format("optim.one_cycle: pct_start %s leaves no rising or no falling phase over %d steps",
-      tostring(pct), total), 2)
+  if type(pct) ~= "number" or not (pct > 0 and pct < 1) then
+    error("optim.one_cycle: pct_start must be a fraction between 0 and 1, got " .. tostring(pct), 2)
   end
+  -- PyTorch's end of the rising phase (0-based, fractional); when it falls before the first step
+  -- the cycle starts partway down the falling phase, as OneCycleLR does
+  local warm_end = pct * total - 1
   local initial = lr / (s.div_factor or 25)
   local final = initial / (s.final_div_factor or 1e4)
   local m_lo, m_hi = s.base_momentum or 0.85, s.max_momentum or 0.95
   local function anneal(from, to, t) return to + (from - to) / 2 * (math.cos(math.pi * t) + 1) end
   return function(step)
     local k = step - 1
-    if k <= warm_end then
+    if warm_end > 0 and k <= warm_end then
       local t = k / warm_end
       return anneal(initial, lr, t), anneal(m_hi, m_lo, t)
     end
