@@ -6,7 +6,8 @@
 -- "deduction heads" climb one tree level per layer. This script trains the model, then measures
 -- each piece, and states at each measurement whether the paper's claim held; every mechanism
 -- claim is gated on the model having learned the task (full-path accuracy >= 0.99).
---   milua experiments/tree_paths.lua [--nodes N] [--epochs N] [--examples N] [--seed N] [--quick] [--out DIR]
+--   milua experiments/tree_paths.lua [--nodes N] [--epochs N] [--examples N] [--schedule onecycle|cosine]
+--                                    [--seed N] [--quick] [--out DIR]
 local T = require "milua.tensor"
 local experiment = require "milua.experiment"
 
@@ -17,7 +18,9 @@ local E = experiment.start(arg, {
     { "nodes", 6, "nodes per tree (the paper: 16)" },
     { "epochs", 12, "training epochs over the training split" },
     { "examples", 20000, "examples drawn (10% held out for testing)" },
-    { "lr", 1e-3, "peak learning rate (AdamW, 5% warm-up, cosine decay)" },
+    { "lr", 1e-3, "peak learning rate (AdamW; the rate rises over the first 5% of the steps)" },
+    { "schedule", "onecycle", "learning-rate schedule: onecycle (PyTorch's OneCycleLR, as the calibration) or cosine "
+      .. "(linear warm-up, cosine decay to 0)" },
     { "analysis", 1000, "test rows the attention, lens, DLA and probes are measured on" },
     { "patch_samples", 100, "trees per layer and path length in the patching test" },
   },
@@ -34,6 +37,10 @@ for _, f in ipairs({ { "nodes", 3, 16 }, { "examples", 100 }, { "epochs", 1 }, {
     os.exit(2)
   end
 end
+if o.schedule ~= "onecycle" and o.schedule ~= "cosine" then
+  io.stderr:write(E.script, ": flag --schedule: expected onecycle or cosine, got ", o.schedule, "\n")
+  os.exit(2)
+end
 if not (o.lr > 0) then
   io.stderr:write(E.script, ": flag --lr: expected a positive learning rate, got ", o.lr, "\n")
   os.exit(2)
@@ -45,9 +52,13 @@ local MIN_ACC = 0.99
 -- ---- data and model ----
 local r = TR.recipe(o)
 local data = TR.data(r)                  -- drawn first: a seed tests on the same trees whatever the budget
+-- the run is saved every epoch to a file named by its recipe and seed, so a long run (--nodes 8)
+-- that is stopped resumes where it was; --retrain starts over
+local ckpt = string.format("%s/train_%s.safetensors", E.out, TR.key(r, o.seed))
+if o.retrain then os.remove(ckpt) end
 local model, info = E:model("model", r, function()
   local m = TR.model(r)
-  local log = TR.fit(m, data, r, { label = "N=" .. N })
+  local log = TR.fit(m, data, r, { label = "N=" .. N, checkpoint = ckpt })
   return m, { epochs = log.epochs, final_loss = log.final_loss }
 end)
 E:say("N = %d nodes (paths 1..%d), %d layers x 1 head, d_model %d, d_mlp %d; %d examples (%d test), %d steps; "

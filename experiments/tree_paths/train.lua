@@ -2,6 +2,7 @@
 --
 --   local TR = require "tree_paths.train"
 --   TR.recipe(opts) -> recipe        a plain table of everything that decides the weights
+--   TR.key(recipe, seed) -> hex      names the run's resumable checkpoint
 --   TR.data(recipe) -> {train = set, test = set}   drawn from the global generator
 --   TR.model(recipe) -> model        a fresh causal decoder (global generator)
 --   TR.fit(model, data, recipe, o) -> log {epochs = {{step, acc, loss}...}, steps}
@@ -13,12 +14,13 @@
 local T = require "milua.tensor"
 local nn = require "milua.nn"
 local train = require "milua.train"
+local optim = require "milua.optim"
 local tp = require "milua.data.tree_paths"
 
 local M = {}
 
 --- TR.recipe(opts): the model and schedule for opts.nodes, opts.epochs, opts.examples, opts.lr,
---- opts.steps (overrides epochs), opts.quick (a small model and data set)
+--- opts.steps (overrides epochs), opts.schedule ("onecycle" or "cosine"), opts.quick (a small model and data set)
 function M.recipe(opts)
   local n = opts.nodes
   local L = tp.layout(n)
@@ -27,8 +29,12 @@ function M.recipe(opts)
     model = { n_layers = 4, d_model = 64, n_heads = 1, d_head = 64, d_mlp = 256, d_vocab = tp.n_vocab(n),
       n_ctx = L.n_ctx, act_fn = "gelu", normalization = "LN", causal = true },
     examples = opts.examples, test_fraction = 0.1, batch = 64, epochs = opts.epochs,
-    lr = opts.lr, betas = { 0.9, 0.99 }, weight_decay = 0.01, warmup_fraction = 0.05, decay = "cosine",
+    lr = opts.lr, betas = { 0.9, 0.99 }, weight_decay = 0.01, warmup_fraction = 0.05,
+    schedule = opts.schedule or "onecycle",
   }
+  if r.schedule ~= "onecycle" and r.schedule ~= "cosine" then
+    error(string.format("tree_paths: schedule must be \"onecycle\" or \"cosine\", got %q", tostring(r.schedule)), 2)
+  end
   if opts.quick then
     r.model.d_model, r.model.d_head, r.model.d_mlp = 32, 32, 128
     r.examples, r.epochs = math.min(r.examples, 4000), math.min(r.epochs, 8)
@@ -36,6 +42,14 @@ function M.recipe(opts)
   local n_train = r.examples - math.floor(r.examples * r.test_fraction + 0.5)
   r.steps = opts.steps or (n_train // r.batch) * r.epochs
   return r
+end
+
+--- TR.key(recipe, seed) -> a short hex name for the pair (FNV-1a of its JSON), for file names
+function M.key(r, seed)
+  local s = require("milua.json").encode { recipe = r, seed = seed }
+  local h = 2166136261
+  for i = 1, #s do h = ((h ~ s:byte(i)) * 16777619) & 0xffffffff end
+  return string.format("%08x", h)
 end
 
 function M.data(r)
@@ -89,8 +103,11 @@ function M.accuracy(model, set)
   return total / #wrong, by, solved
 end
 
---- TR.fit: AdamW on shuffled epochs of the training set, batch r.batch, linear warm-up over
---- r.warmup_fraction of the steps then cosine decay to 0; test accuracy after every epoch
+--- TR.fit: AdamW on shuffled epochs of the training set, batch r.batch; the schedule is
+--- PyTorch's OneCycleLR with the rise over r.warmup_fraction of the steps (the calibration's:
+--- the rate from lr/25 up to lr and down to lr/25e4, beta1 from 0.95 to 0.85 and back), or
+--- (r.schedule "cosine") a linear warm-up over that fraction then cosine decay to 0; test
+--- accuracy after every epoch. o.checkpoint: a file to save the run to every epoch and resume from
 function M.fit(model, data, r, o)
   o = o or {}
   local set = data.train
@@ -98,10 +115,17 @@ function M.fit(model, data, r, o)
   local per_epoch = n // r.batch
   local order
   local log = { epochs = {} }
+  local sched
+  if r.schedule == "onecycle" then
+    sched = optim.one_cycle { lr = r.lr, total = r.steps, pct_start = r.warmup_fraction }
+  else
+    sched = optim.schedule { lr = r.lr, warmup = math.floor(r.warmup_fraction * r.steps + 0.5), total = r.steps,
+      decay = "cosine", min_lr = 0 }
+  end
   local res = train.run {
-    model = model, steps = r.steps, lr = r.lr, betas = r.betas, weight_decay = r.weight_decay,
-    warmup = math.floor(r.warmup_fraction * r.steps + 0.5), decay = r.decay, min_lr = 0,
+    model = model, steps = r.steps, schedule = sched, betas = r.betas, weight_decay = r.weight_decay,
     quiet = o.quiet, log_every = per_epoch, label = o.label,
+    checkpoint = o.checkpoint, checkpoint_every = o.checkpoint and per_epoch, resume = o.checkpoint and true,
     batch = function(step)
       local e = (step - 1) % per_epoch
       if e == 0 then

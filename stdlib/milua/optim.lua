@@ -172,6 +172,42 @@ function optim.clip_grad_norm(params, max_norm)
   return total
 end
 
+--- optim.one_cycle{lr =, total =, pct_start = 0.3, div_factor = 25, final_div_factor = 1e4,
+---   base_momentum = 0.85, max_momentum = 0.95} -> function(step) -> lr, beta1
+-- PyTorch's OneCycleLR (two phases, cosine annealing) for steps 1..total: the rate rises from
+-- lr/div_factor to lr over the first pct_start of the steps, then falls to
+-- lr/div_factor/final_div_factor; beta1 (Adam's momentum) moves the opposite way, from
+-- max_momentum down to base_momentum and back. Step s here is PyTorch's step s - 1.
+function optim.one_cycle(s)
+  check_opts("optim.one_cycle", s, { lr = true, total = true, pct_start = true, div_factor = true,
+    final_div_factor = true, base_momentum = true, max_momentum = true })
+  local lr, total = s.lr, s.total
+  if type(lr) ~= "number" or lr <= 0 then error("optim.one_cycle: lr must be a positive number, got " .. tostring(lr), 2) end
+  if math.type(total) ~= "integer" or total < 2 then
+    error("optim.one_cycle: total must be an integer number of steps >= 2, got " .. tostring(total), 2)
+  end
+  local pct = s.pct_start or 0.3
+  if type(pct) ~= "number" or not (pct > 0 and pct < 1) then
+    error("optim.one_cycle: pct_start must be a fraction between 0 and 1, got " .. tostring(pct), 2)
+  end
+  -- PyTorch's end of the rising phase (0-based, fractional); when it falls before the first step
+  -- the cycle starts partway down the falling phase, as OneCycleLR does
+  local warm_end = pct * total - 1
+  local initial = lr / (s.div_factor or 25)
+  local final = initial / (s.final_div_factor or 1e4)
+  local m_lo, m_hi = s.base_momentum or 0.85, s.max_momentum or 0.95
+  local function anneal(from, to, t) return to + (from - to) / 2 * (math.cos(math.pi * t) + 1) end
+  return function(step)
+    local k = step - 1
+    if warm_end > 0 and k <= warm_end then
+      local t = k / warm_end
+      return anneal(initial, lr, t), anneal(m_hi, m_lo, t)
+    end
+    local t = math.min(1, (k - warm_end) / (total - 1 - warm_end))
+    return anneal(lr, final, t), anneal(m_lo, m_hi, t)
+  end
+end
+
 --- optim.schedule{lr =, warmup = 0, total =, decay = "cosine"|"linear"|"constant", min_lr = 0}
 -- -> function(step) -> lr, for steps 1..total: linear warm-up from lr/warmup, then the decay.
 function optim.schedule(s)

@@ -6,6 +6,8 @@
 --     batch = function(step) return tokens, targets, mask end,   -- mask optional
 --     steps = 2000, lr = 1e-3, warmup = 100, decay = "cosine", min_lr = 0,
 --     weight_decay = 0.01, betas = {0.9, 0.999}, clip = 1.0,
+--     schedule = optim.one_cycle{lr = 1e-3, total = 2000, pct_start = 0.05},  -- instead of lr/warmup/decay:
+--                                             -- function(step) -> lr[, beta1] (beta1 sets Adam's momentum)
 --     loss = function(model, tokens, targets, mask) ... end,     -- default: cross-entropy of the logits
 --     eval_every = 200, eval = function(model, step) return {acc = 0.9} end,
 --     checkpoint = "out/ckpt.safetensors", checkpoint_every = 500, resume = true,
@@ -21,7 +23,7 @@ local train = {}
 
 local known = { model = 1, batch = 1, steps = 1, lr = 1, warmup = 1, decay = 1, min_lr = 1, weight_decay = 1,
   betas = 1, eps = 1, clip = 1, loss = 1, eval_every = 1, eval = 1, checkpoint = 1, checkpoint_every = 1,
-  resume = 1, log_every = 1, quiet = 1, optimizer = 1, on_step = 1, params = 1, label = 1 }
+  resume = 1, log_every = 1, quiet = 1, optimizer = 1, on_step = 1, params = 1, label = 1, schedule = 1 }
 
 local function fmt_time(s)
   if s ~= s or s == math.huge then return "?" end
@@ -112,7 +114,13 @@ function train.run(o)
   local params = o.params or o.model.params
   local opt = o.optimizer or optim.adamw(params, { lr = o.lr or 1e-3, betas = o.betas or { 0.9, 0.999 },
     eps = o.eps or 1e-8, weight_decay = o.weight_decay or 0.01 })
-  local sched = optim.schedule { lr = o.lr or opt.lr, warmup = o.warmup or 0, total = steps,
+  if o.schedule ~= nil and type(o.schedule) ~= "function" then
+    error("train.run: 'schedule' must be a function(step) -> lr[, beta1], got " .. type(o.schedule), 2)
+  end
+  if o.schedule and (o.warmup or o.decay or o.min_lr) then
+    error("train.run: give either 'schedule' or 'warmup'/'decay'/'min_lr', not both", 2)
+  end
+  local sched = o.schedule or optim.schedule { lr = o.lr or opt.lr, warmup = o.warmup or 0, total = steps,
     decay = o.decay or "constant", min_lr = o.min_lr or 0 }
   local lossfn = o.loss or default_loss
   local losses, evals = {}, {}
@@ -126,7 +134,9 @@ function train.run(o)
   local t0 = sys.clock()
   local tokens_seen = 0
   for step = start + 1, steps do
-    opt.lr = sched(step)
+    local lr, beta1 = sched(step)
+    opt.lr = lr
+    if beta1 and opt.betas then opt.betas = { beta1, opt.betas[2] } end   -- a fresh table: the caller's betas stay as given
     local tokens, targets, mask = o.batch(step)
     opt:zero_grad()
     local loss = lossfn(o.model, tokens, targets, mask)

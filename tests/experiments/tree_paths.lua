@@ -221,6 +221,23 @@ for _, k in ipairs({ "acc", "acc_by_path_length", "edge_concat", "goal_attention
   "answer_lens", "patching", "edge_dla", "probes" }) do
   test.is(res2[k], res[k], "a second run at seed 1 reproduces " .. k)
 end
+-- the default schedule is the calibration's one-cycle; the run left its per-epoch checkpoint in
+-- --out, and a run whose trained model is gone resumes from it at the last step: the same numbers
+test.is(res.recipe and res.recipe.schedule, "onecycle", "the recipe's schedule is onecycle by default")
+do
+  local ckpts = {}
+  local p = io.popen("ls '" .. dir .. "/b'")
+  for name in p:read("a"):gmatch("[^\n]+") do
+    if name:match("^train_%x+%.safetensors$") then ckpts[#ckpts + 1] = name end
+  end
+  p:close()
+  test.is(#ckpts, 1, "one resumable training checkpoint, named by the recipe, is left in --out")
+  os.remove(dir .. "/b/model.safetensors")
+  local res4 = run("b")
+  for _, k in ipairs({ "acc", "edge_concat", "logit_lens", "patching" }) do
+    test.is(res4[k], res[k], "a run resumed from the checkpoint at its last step reproduces " .. k)
+  end
+end
 -- another seed trains another model
 local res3 = run("c", " --seed 2")
 test.isnt(res3.edge_concat, res.edge_concat, "seed 2 gives other measurements")
@@ -234,6 +251,16 @@ do
   if f then f:close() end
   test.ok(not ok and code == 2 and msg:find("--nodes", 1, true) ~= nil, "--nodes 40 is refused with a message naming the flag")
   test.ok(io.open(dir .. "/bad/results.json") == nil, "and no results.json is written")
+end
+
+do
+  local ok, _, code = os.execute(string.format("%s experiments/tree_paths.lua --schedule step --out %s/bad2 > %s/bad2.log 2>&1",
+    milua, dir, dir))
+  local f = io.open(dir .. "/bad2.log")
+  local msg = f and f:read("a") or ""
+  if f then f:close() end
+  test.ok(not ok and code == 2 and msg:find("--schedule: expected onecycle or cosine, got step", 1, true) ~= nil,
+    "--schedule step is refused with a message naming the flag and the choices")
 end
 
 os.execute("rm -rf '" .. dir .. "'")

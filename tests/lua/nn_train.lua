@@ -90,6 +90,41 @@ test.throws(function() train.run { model = model, batch = reversal_batch } end, 
 test.throws(function() train.run { model = model, batch = reversal_batch, steps = 1, lr = 1, bogus = 1 } end,
   "unknown option 'bogus'", "train.run names unknown options")
 
+-- a schedule function sets the rate and Adam's beta1 of every step: the same parameters as a
+-- hand-written loop that sets them itself, and the caller's betas table is left as given
+do
+  local optim = require "milua.optim"
+  local cfg = { n_layers = 1, d_model = 16, n_heads = 2, d_mlp = 32, d_vocab = 7, n_ctx = 6, act_fn = "gelu" }
+  T.seed(9)
+  local toks, tg = T.randint(1, 8, 8, 6), T.randint(1, 8, 8, 6)
+  local oc = optim.one_cycle { lr = 1e-2, total = 12, pct_start = 0.25 }
+  local betas = { 0.9, 0.99 }
+  T.seed(4)
+  local a = nn.transformer(cfg)
+  train.run { model = a, batch = function() return toks, tg end, steps = 12, schedule = oc, betas = betas,
+    weight_decay = 0.01, quiet = true }
+  T.seed(4)
+  local b = nn.transformer(cfg)
+  local opt = optim.adamw(b.params, { lr = 1, betas = { 0.9, 0.99 }, weight_decay = 0.01 })
+  for step = 1, 12 do
+    local lr, b1 = oc(step)
+    opt.lr, opt.betas = lr, { b1, 0.99 }
+    opt:zero_grad()
+    nn.cross_entropy(b:forward(toks), tg):backward()
+    opt:step()
+  end
+  local same = true
+  for _, n in ipairs(a.param_names) do
+    if (a.params[n]:detach() - b.params[n]:detach()):abs():max():item() ~= 0 then same = false end
+  end
+  test.ok(same, "train.run{schedule = one_cycle}: the parameters equal a loop that sets lr and beta1 by hand")
+  test.is(betas, { 0.9, 0.99 }, "train.run{schedule}: the caller's betas table is not changed")
+  test.throws(function() train.run { model = a, batch = function() return toks, tg end, steps = 2, schedule = oc, warmup = 1 } end,
+    "either 'schedule' or 'warmup'", "train.run refuses a schedule together with warmup/decay")
+  test.throws(function() train.run { model = a, batch = function() return toks, tg end, steps = 2, schedule = 0.1 } end,
+    "'schedule' must be a function", "train.run names a schedule that is not a function")
+end
+
 -- memory stays flat over a long loop with hooks, caches and backward
 local mm = new_model()
 local opt = require("milua.optim").adamw(mm.params, { lr = 1e-3 })

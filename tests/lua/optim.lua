@@ -120,6 +120,44 @@ local lin = optim.schedule { lr = 2.0, total = 100, decay = "linear" }
 test.close(lin(50), 1.0, 1e-12, "linear decay midpoint")
 test.throws(function() optim.schedule { lr = 1, decay = "exp", total = 5 } end, "decay must be", "unknown decay is an error")
 
+-- one-cycle against PyTorch's OneCycleLR: the rate and Adam's beta1 at every step, for four
+-- shapes of the cycle (the default pct_start, a short 5% rise that ends between steps, and a
+-- rise shorter than one step, where OneCycleLR starts partway down)
+for _, case in ipairs({ { total = 40, pct = 0.3, lr = 0.01 }, { total = 337, pct = 0.05, lr = 1e-3 },
+  { total = 5, pct = 0.05, lr = 1e-3 } }) do
+  local want = numpy(string.format([[
+import torch, json
+p = torch.nn.Parameter(torch.zeros(1))
+o = torch.optim.AdamW([p], lr=%g, betas=(0.9, 0.99))
+s = torch.optim.lr_scheduler.OneCycleLR(o, max_lr=%g, total_steps=%d, pct_start=%g)
+lr, b1 = [], []
+for i in range(%d):
+    lr.append(o.param_groups[0]["lr"]); b1.append(o.param_groups[0]["betas"][0])
+    o.step(); s.step()
+print(json.dumps({"lr": lr, "b1": b1}))
+]], case.lr, case.lr, case.total, case.pct, case.total))
+  local oc = optim.one_cycle { lr = case.lr, total = case.total, pct_start = case.pct }
+  local lr, b1 = {}, {}
+  for step = 1, case.total do lr[step], b1[step] = oc(step) end
+  test.close(lr, want.lr, 1e-9 * case.lr, string.format("one_cycle: the rate at each of %d steps is OneCycleLR's", case.total))
+  test.close(b1, want.b1, 1e-9, string.format("one_cycle: beta1 at each of %d steps is OneCycleLR's", case.total))
+end
+-- a rise that ends exactly at the first step (OneCycleLR divides by zero there): the peak at
+-- step 1, then the cosine down to lr/25e4 at the last step, by hand
+do
+  local oc = optim.one_cycle { lr = 1e-3, total = 10, pct_start = 0.1 }
+  local lr1, b1 = oc(1)
+  test.close({ lr1, b1 }, { 1e-3, 0.85 }, 1e-15, "one_cycle: a rise ending at step 1 starts at the peak")
+  local lr5 = oc(5)   -- 4/9 of the way down
+  test.close(lr5, 4e-9 + (1e-3 - 4e-9) / 2 * (math.cos(math.pi * 4 / 9) + 1), 1e-15, "one_cycle: the cosine fall, by hand")
+  test.close(oc(10), 4e-9, 1e-18, "one_cycle: the last step is lr/25/1e4")
+end
+test.throws(function() optim.one_cycle { lr = 1e-3, total = 10, pct_start = 1.5 } end, "pct_start must be a fraction",
+  "one_cycle: pct_start outside (0, 1) is an error")
+test.throws(function() optim.one_cycle { lr = 1e-3 } end, "total must be an integer", "one_cycle: total is required")
+test.throws(function() optim.one_cycle { lr = 1e-3, total = 100, warmup = 5 } end, "unknown option 'warmup'",
+  "one_cycle: an unknown option is named")
+
 -- state save/restore resumes exactly
 local function trajectory(split)
   T.seed(3)
