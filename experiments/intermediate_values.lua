@@ -27,6 +27,8 @@ local E = experiment.start(arg, {
     { "lr", 1e-3, "Adam learning rate" },
     { "n_analysis", 1000, "(a-(b-c)) instances traced and manipulated (held out from training)" },
     { "components", 10, "principal components per layer" },
+    { "trace_every", 0, "also trace the analysis set every N training steps and keep that model as model_stepN.safetensors (0: no)" },
+    { "load", "", "analyse this saved model (one of the model_stepN files) instead of training" },
   },
 })
 local R = require "intermediate_values.regressor"
@@ -68,22 +70,60 @@ local WARMUP = math.min(200, steps // 10)
 local recipe = { cfg = cfg, train_size = o.train_size, n_analysis = o.n_analysis, steps = steps, batch = o.batch,
   lr = o.lr, schedule = { warmup = WARMUP, decay = "cosine", min_lr = o.lr / 10 }, data = "training_mix(template_fraction 0.5, depth 2, leaf_p 0.2, leaves [100,1000))" }
 local reg
-local model, info = E:model("model", recipe, function()
+local function build()
   T.seed(o.seed * 7919 + 1)
   reg = R.new(cfg)
-  local losses = R.fit(reg, mix, { steps = steps, batch = o.batch, lr = o.lr, warmup = WARMUP, decay = "cosine",
-    min_lr = o.lr / 10, log_every = math.max(1, steps // 10), quiet = o.quick })
+  -- tracing during training (no random draws, so the weights are those of a run without it)
+  local eval
+  if o.trace_every > 0 then
+    local ls = {}
+    for l = 0, o.layers - 1 do ls[#ls + 1] = l end
+    eval = function(step, sc)
+      local t = trace.run(trace.states(reg.model, analysis_set.tokens, ls), ls, analysis_set.values, arith.value_names,
+        o.components)
+      local row = { r2 = analysis.r2(R.values(reg, analysis_set.tokens, sc), analysis_set.values.answer), best = {},
+        explained_ratio = t.explained_ratio }
+      for j, name in ipairs(arith.value_names) do
+        row.best[name] = {}
+        for li = 1, #ls do local _, r = trace.best_in_layer(t, j, li); row.best[name][li] = r end
+      end
+      -- the numbers the tracing checks read, printed with the eval line
+      row.b01 = math.max(row.best.b[1], row.best.b[math.min(2, #ls)])
+      row.bc0, row.bc_top, row.ans0, row.ans_last = row.best["b-c"][1], -1, row.best.answer[1], row.best.answer[#ls]
+      for li = 2, #ls do row.bc_top = math.max(row.bc_top, row.best["b-c"][li]) end
+      reg.model:save(E.out .. string.format("/model_step%d.safetensors", step))
+      return row
+    end
+  end
+  local losses, _, evals = R.fit(reg, mix, { steps = steps, batch = o.batch, lr = o.lr, warmup = WARMUP, decay = "cosine",
+    min_lr = o.lr / 10, log_every = math.max(1, steps // 10), quiet = o.quick,
+    eval_every = o.trace_every > 0 and o.trace_every or nil, eval = eval })
   local curve = {}
   for s = 1, #losses, math.max(1, #losses // 200) do curve[#curve + 1] = { s, losses[s] } end
-  return reg, { loss_curve = curve, final_loss = losses[#losses], native_pooler = reg.native }
-end)
-if info.reused then
-  local tensors = T.load(E.out .. "/model.safetensors")
-  reg = R.wrap(model, tensors)
+  return reg.model, { loss_curve = curve, final_loss = losses[#losses], trace_curve = evals }
 end
+local model, info
+if o.load ~= "" then
+  local ok, m = pcall(require("milua.nn").load, o.load)
+  if not ok then
+    io.stderr:write(E.script, ": --load ", o.load, ": ", tostring(m), "\n")
+    os.exit(2)
+  end
+  for _, k in ipairs({ "n_layers", "d_model", "n_heads", "d_mlp", "n_ctx", "ln_position" }) do
+    if m.cfg[k] ~= cfg[k] then
+      io.stderr:write(E.script, ": --load ", o.load, ": its ", k, " is ", tostring(m.cfg[k]), ", the flags ask for ",
+        tostring(cfg[k]), "\n")
+      os.exit(2)
+    end
+  end
+  model, info = m, { reused = true, train_seconds = 0, loaded = o.load }
+else
+  model, info = E:model("model", recipe, build)
+end
+if info.reused then reg = R.wrap(model) end
 model = reg.model
-E:say("model %s in %.0f s (%d steps of batch %d; readout %s)", info.reused and "reused" or "trained",
-  info.train_seconds, steps, o.batch, reg.native and "native cls_pooler" or "pooler computed in Lua")
+if info.loaded then E:say("model loaded from %s", info.loaded)
+else E:say("model %s in %.0f s (%d steps of batch %d)", info.reused and "reused" or "trained", info.train_seconds, steps, o.batch) end
 
 local answers = analysis_set.values.answer
 local pred = R.values(reg, analysis_set.tokens, scale)
@@ -104,23 +144,47 @@ for l = 0, o.layers - 1 do layers[#layers + 1] = l end
 local names = arith.value_names
 local states = trace.states(model, analysis_set.tokens, layers)
 local tr = trace.run(states, layers, analysis_set.values, names, o.components)
+-- the same tracing on the two halves of SPLITS random splits of the analysis set: how far each
+-- number moves with the instances alone
+local SPLITS = 5
+local halves = trace.halves(states, layers, analysis_set.values, names, o.components, SPLITS)
 states = nil
 collectgarbage()
 local best = trace.best(tr)
-local best_by_layer = {}
-for j, name in ipairs(names) do
-  best_by_layer[name] = {}
+local subspace = trace.subspace_r(tr)
+local function best_table(t)
+  local out = {}
+  for j, name in ipairs(names) do
+    out[name] = {}
+    for li = 1, #layers do
+      local c, r = trace.best_in_layer(t, j, li)
+      out[name][li] = { component = c, abs_r = r }
+    end
+  end
+  return out
+end
+local best_by_layer = best_table(tr)
+local half_best = {}
+for h, t in ipairs(halves) do half_best[h] = best_table(t) end
+-- range over the halves of the best |r| per layer and value
+local spread = {}
+for _, name in ipairs(names) do
+  spread[name] = {}
   for li = 1, #layers do
-    local c, r = trace.best_in_layer(tr, j, li)
-    best_by_layer[name][li] = { component = c, abs_r = r }
+    local lo, hi = math.huge, -math.huge
+    for h = 1, #halves do local r = half_best[h][name][li].abs_r; lo, hi = math.min(lo, r), math.max(hi, r) end
+    best_by_layer[name][li].halves = { min = lo, max = hi }
+    spread[name][li] = hi - lo
   end
 end
-E:say("tracing: best |r| per layer (component in brackets); PC1 explained-variance ratio")
+E:say("tracing: best |r| per layer [range over %d halves of the analysis set] (component); |r| with the span of all %d components; PC1 explained ratio",
+  #halves, o.components)
 for li, l in ipairs(layers) do
   local parts = {}
-  for _, name in ipairs(names) do
+  for j, name in ipairs(names) do
     local b = best_by_layer[name][li]
-    parts[#parts + 1] = string.format("%s %.2f (PC%d)", name, b.abs_r, b.component)
+    parts[#parts + 1] = string.format("%s %.2f [%.2f-%.2f] (PC%d, span %.2f)", name, b.abs_r, b.halves.min, b.halves.max,
+      b.component, subspace[li][j])
   end
   E:say("  layer %d: %s; PC1 %.2f", l, table.concat(parts, ", "), tr.explained_ratio[li][1])
 end
@@ -128,47 +192,100 @@ for _, name in ipairs(names) do
   E:say("  %-6s is carried best by layer %d PC%d (|r| %.2f)", name, best[name].layer, best[name].component, best[name].abs_r)
 end
 
+-- Each tracing check is a statistic of one trace; it holds when it holds on the whole analysis
+-- set and on every half, so a difference between layers counts only when it is larger than
+-- what a change of analysis set alone moves it by. The range over the halves is reported.
+local function over_halves(stat)
+  local lo, hi, ok = math.huge, -math.huge, 0
+  for h = 1, #halves do
+    local v, holds = stat(half_best[h])
+    lo, hi = math.min(lo, v), math.max(hi, v)
+    if holds then ok = ok + 1 end
+  end
+  local v, holds = stat(best_by_layer)
+  return { value = v, holds = holds, halves_min = lo, halves_max = hi, halves_held = ok, halves = #halves,
+    all = holds and ok == #halves }
+end
+
 local early = {}
 for l = 0, math.min(1, o.layers - 1) do early[#early + 1] = l end
 local b_early = trace.best(tr, early).b
-E:check("trace_b", gate(b_early.abs_r >= 0.85), "best |r| with b in layers 0-1: %.2f (layer %d PC%d; needs >= 0.85)%s",
-  b_early.abs_r, b_early.layer, b_early.component, gate_note)
+local tb = over_halves(function(bl)
+  local r = -1
+  for li = 1, #early do r = math.max(r, bl.b[li].abs_r) end
+  return r, r >= 0.85
+end)
+E:check("trace_b", gate(tb.all), "best |r| with b in layers 0-1: %.2f (layer %d PC%d; %.2f-%.2f over the halves, %d of %d >= 0.85; needs >= 0.85 on all)%s",
+  b_early.abs_r, b_early.layer, b_early.component, tb.halves_min, tb.halves_max, tb.halves_held, tb.halves, gate_note)
 local bc0, bc_best, bc_layer = best_by_layer["b-c"][1].abs_r, -1, 0
 for li = 2, #layers do
   if best_by_layer["b-c"][li].abs_r > bc_best then bc_best, bc_layer = best_by_layer["b-c"][li].abs_r, layers[li] end
 end
-E:check("trace_bc", gate(#layers > 1 and bc_best - bc0 >= 0.1),
-  "best |r| with b-c: %.2f in layer 0, rising to %.2f in layer %d (needs a rise >= 0.1)%s", bc0, bc_best, bc_layer, gate_note)
+local tbc = over_halves(function(bl)
+  local top = -1
+  for li = 2, #layers do top = math.max(top, bl["b-c"][li].abs_r) end
+  local rise = top - bl["b-c"][1].abs_r
+  return rise, #layers > 1 and rise >= 0.1
+end)
+E:check("trace_bc", gate(tbc.all),
+  "best |r| with b-c: %.2f in layer 0, rising to %.2f in layer %d: a rise of %.2f (%.2f to %.2f over the halves, %d of %d >= 0.1; needs >= 0.1 on all)%s",
+  bc0, bc_best, bc_layer, tbc.value, tbc.halves_min, tbc.halves_max, tbc.halves_held, tbc.halves, gate_note)
 local ans0, ansL = best_by_layer.answer[1].abs_r, best_by_layer.answer[#layers].abs_r
-E:check("trace_answer", gate(ansL >= 0.8 and ansL > ans0),
-  "best |r| with the answer: %.2f in the last layer vs %.2f in layer 0 (needs >= 0.8 and above layer 0)%s",
-  ansL, ans0, gate_note)
+local tans = over_halves(function(bl)
+  local top, first = bl.answer[#layers].abs_r, bl.answer[1].abs_r
+  return top - first, top >= 0.8 and top > first
+end)
+E:check("trace_answer", gate(tans.all),
+  "best |r| with the answer: %.2f in the last layer vs %.2f in layer 0 (difference %.2f to %.2f over the halves; needs >= 0.8 and above layer 0 on the whole set and all %d halves, held on %d)%s",
+  ansL, ans0, tans.halves_min, tans.halves_max, tans.halves, tans.halves_held, gate_note)
+local trace_checks = { b = tb, ["b-c"] = tbc, answer = tans }
 
--- the heatmap: layer x (value, component), the explained-variance ratios as a sixth block
+-- the heatmap of layer x (value, component), laid out as (value, layer) x component so that
+-- every cell has room for its value: a block of one row per layer for each value, then the
+-- explained-variance ratios per layer
 do
   local rows, xt, yt = {}, {}, {}
-  for _, name in ipairs(names) do for c = 1, o.components do xt[#xt + 1] = name .. " " .. c end end
-  for c = 1, o.components do xt[#xt + 1] = "var " .. c end
+  for c = 1, o.components do xt[c] = "PC" .. c end
+  for j, name in ipairs(names) do
+    for li, l in ipairs(layers) do
+      local row = {}
+      for c = 1, o.components do row[c] = tr.abs_r[li][j][c] end
+      rows[#rows + 1], yt[#rows + 1] = row, name .. ", layer " .. l
+    end
+  end
   for li, l in ipairs(layers) do
     local row = {}
-    for j = 1, #names do for c = 1, o.components do row[#row + 1] = tr.abs_r[li][j][c] end end
-    for c = 1, o.components do row[#row + 1] = tr.explained_ratio[li][c] end
-    rows[li], yt[li] = row, "layer " .. l
+    for c = 1, o.components do row[c] = tr.explained_ratio[li][c] end
+    rows[#rows + 1], yt[#rows + 1] = row, "var ratio, layer " .. l
   end
-  plot.heatmap(rows, E:file("trace_heatmap.png"), { title = "|r| of each component with each value; last block: explained-variance ratio",
-    xticks = xt, yticks = yt, vmin = 0, vmax = 1, cmap = "viridis", clabel = "|r| (explained ratio)",
-    xlabel = "value and component", width = 1400, height = 120 + 60 * #layers })
+  plot.heatmap(rows, E:file("trace_heatmap.png"), { title = string.format(
+    "|r| of each PC with each value (n = %d); last rows: variance ratio", analysis_set.n),
+    xticks = xt, yticks = yt, vmin = 0, vmax = 1, cmap = "viridis", clabel = "|r| (explained-variance ratio)", values = true,
+    xlabel = "principal component of the layer's concatenated states", ylabel = "value, block output (0-based layer)",
+    width = 1000, height = 200 + 34 * #rows })
 end
 
--- the summary: best |r| over the components, per layer and value (small: cells print values)
+-- the summary: best |r| over the components per layer and value, its range over the halves,
+-- and the |r| with the span of all components (small: cells print values)
 do
-  local rows, yt = {}, {}
-  for li, l in ipairs(layers) do
-    rows[li], yt[li] = {}, "layer " .. l
-    for j, name in ipairs(names) do rows[li][j] = best_by_layer[name][li].abs_r end
+  local function grid(f)
+    local rows, yt = {}, {}
+    for li, l in ipairs(layers) do
+      rows[li], yt[li] = {}, "layer " .. l
+      for j, name in ipairs(names) do rows[li][j] = f(li, j, name) end
+    end
+    return rows, yt
   end
-  plot.heatmap(rows, E:file("best_r.png"), { title = "best |r| of any of the " .. o.components .. " components",
-    xticks = names, yticks = yt, vmin = 0, vmax = 1, cmap = "viridis", clabel = "|r|", xlabel = "value" })
+  local rows, yt = grid(function(li, _, name) return best_by_layer[name][li].abs_r end)
+  plot.heatmap(rows, E:file("best_r.png"), { title = "best |r| of any of the " .. o.components .. " components (all instances)",
+    xticks = names, yticks = yt, vmin = 0, vmax = 1, cmap = "viridis", clabel = "|r|", xlabel = "value", values = true })
+  rows = grid(function(li, _, name) return spread[name][li] end)
+  plot.heatmap(rows, E:file("best_r_spread.png"), { title = string.format(
+    "range (max - min) of the best |r| over %d halves of the analysis set", #halves),
+    xticks = names, yticks = yt, vmin = 0, vmax = 1, cmap = "viridis", clabel = "range of |r|", xlabel = "value", values = true })
+  rows = grid(function(li, j) return subspace[li][j] end)
+  plot.heatmap(rows, E:file("span_r.png"), { title = string.format("|r| of each value with the span of the top %d components", o.components),
+    xticks = names, yticks = yt, vmin = 0, vmax = 1, cmap = "viridis", clabel = "multiple r", xlabel = "value", values = true })
 end
 
 -- ------------------------------------------------------------------ 3. manipulation
@@ -355,12 +472,16 @@ local mbc_out = strip(mbc)
 mbc_out.m, mbc_out.prediction = nil, nil
 E:finish({
   r2_template = r2_template, r2_random = r2_random, answer_range = answer_range, predictions = pred,
-  trace = { values = names, layers = layers, hook = trace.output_hook(model, 0):gsub("^blocks%.0%.", ""), abs_r = tr.abs_r, explained_ratio = tr.explained_ratio },
+  trace = { values = names, layers = layers, hook = trace.output_hook(model, 0):gsub("^blocks%.0%.", ""), abs_r = tr.abs_r,
+    explained_ratio = tr.explained_ratio, span_r = subspace, halves = #halves,
+    halves_abs_r = (function() local h = {} for i, t in ipairs(halves) do h[i] = t.abs_r end return h end)(),
+    halves_explained_ratio = (function() local h = {} for i, t in ipairs(halves) do h[i] = t.explained_ratio end return h end)(),
+    checks = trace_checks },
   best = best, best_by_layer = best_by_layer,
   manipulation = strip(mb), manipulation_bc = mbc_out,
   control = { layer = mc.layer, component = mc.component, swing_fraction = mc.swing_fraction, spearman = mc.spearman,
     max_abs_r = mc.max_abs_r, mean_prediction = mc.mean_prediction },
   weight_edit = weight_edit,
   train_seconds = info.train_seconds, steps = steps, config = cfg, train_size = o.train_size,
-  native_pooler = reg.native, loss_curve = info.loss_curve, final_loss = info.final_loss,
+  loss_curve = info.loss_curve, final_loss = info.final_loss, trace_curve = info.trace_curve,
 })

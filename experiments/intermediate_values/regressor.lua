@@ -1,17 +1,13 @@
 -- The regression model of Matsumoto et al.: a bidirectional encoder whose [CLS] state goes
--- through BERT's pooler and a linear head, y = tanh(h_1 W_pool + b_pool) W + b, trained with
--- MSE on a standardised target (the paper min-max normalises; standardising keeps the same
--- shape of loss).
---
--- When the encoder offers readout = "cls_pooler" (parameters pooler.W, pooler.b, readout.W,
--- readout.b inside model.params) the readout is the model's own; otherwise it is computed here
--- from the final normalised residual stream (model:forward(..., {return_type = "resid"})) with
--- parameters of the same names kept beside the model and saved in the same checkpoint.
+-- through BERT's pooler and a linear head, y = tanh(h_1 W_pool + b_pool) W + b (milua.nn's
+-- readout = "cls_pooler"), trained with MSE on a standardised target (the paper min-max
+-- normalises; standardising keeps the same shape of loss).
 --
 --   local R = require "intermediate_values.regressor"
---   local reg = R.new(cfg)                   -- cfg: nn.transformer config + ln_position
+--   local reg = R.new(cfg)                   -- cfg: nn.transformer config (ln_position pre or post)
+--   R.wrap(model) -> the same around a loaded cls_pooler model
 --   reg:predict(tokens [, hooks]) -> [B] standardised predictions (autograd tape)
---   R.fit(reg, set, {steps, batch, lr, log_every, eval_every, eval}) -> losses, standardisation {mean, std}
+--   R.fit(reg, set, {steps, batch, lr, log_every, eval_every, eval}) -> losses, standardisation {mean, std}, evals
 --   R.scale(set) -> {mean, std}
 --   R.values(reg, tokens, scale [, hooks]) -> Lua list of predictions in answer units
 local T = require "milua.tensor"
@@ -23,88 +19,29 @@ local M = {}
 local Reg = {}
 Reg.__index = Reg
 
-local HEAD = { "pooler.W", "pooler.b", "readout.W", "readout.b" }
-
--- does this build of milua.nn take readout = "cls_pooler"?
-local function native_pooler()
-  local rng = T.get_rng_state()                     -- probing must not move the generator
-  local ok, m = pcall(nn.transformer, { n_layers = 1, d_model = 4, n_heads = 1, d_head = 4, d_mlp = 0, d_vocab = 3,
-    n_ctx = 2, readout = "cls_pooler", d_out = 1 })
-  T.set_rng_state(rng)
-  return ok and m.params["pooler.W"] ~= nil
-end
-
-local function init_head(d, scale)
-  return { ["pooler.W"] = T.randn(d, d) * scale, ["pooler.b"] = T.zeros(d),
-    ["readout.W"] = T.randn(d, 1) * scale, ["readout.b"] = T.zeros(1) }
-end
-
---- R.new(cfg) -> regressor {model, head (nil with the native pooler), params, native}
+--- R.new(cfg) -> regressor {model, params}: cfg is an nn.transformer config; the readout is
+--- the model's own [CLS] pooler (readout = "cls_pooler", d_out = 1)
 function M.new(cfg)
   local c = {}
   for k, v in pairs(cfg) do c[k] = v end
-  local native = native_pooler()
-  if native then
-    c.readout, c.d_out = "cls_pooler", 1
-  elseif c.ln_position and c.ln_position ~= "pre" then
-    error("regressor: this milua.nn has no ln_position option; the post-LN encoder is not available", 2)
-  else
-    c.ln_position = nil
-  end
-  local model = nn.transformer(c)
-  local self = setmetatable({ model = model, native = native }, Reg)
-  if not native then
-    self.head = init_head(c.d_model, model.cfg.init_range or 0.02)
-    for _, n in ipairs(HEAD) do self.head[n]:requires_grad(true) end
-  end
-  self:_collect()
-  return self
+  c.readout, c.d_out = "cls_pooler", 1
+  return M.wrap(nn.transformer(c))
 end
 
-function Reg:_collect()
-  local p = {}
-  for _, n in ipairs(self.model.param_names) do
-    -- the unembedding is unused by a regression readout computed here
-    if self.native or not n:match("^unembed%.") then p[n] = self.model.params[n] end
+--- R.wrap(model) -> regressor around a model with the cls_pooler readout (a loaded checkpoint)
+function M.wrap(model)
+  if model.cfg.readout ~= "cls_pooler" or model.cfg.d_out ~= 1 then
+    error(string.format("regressor: expected a model with readout = \"cls_pooler\" and d_out = 1, got readout %s, d_out %s",
+      tostring(model.cfg.readout), tostring(model.cfg.d_out)), 2)
   end
-  if self.head then for _, n in ipairs(HEAD) do p[n] = self.head[n] end end
-  self.params = p
+  return setmetatable({ model = model, params = model.params }, Reg)
 end
 
---- R.wrap(model, tensors): a regressor around a loaded model (tensors: the checkpoint's extras)
-function M.wrap(model, tensors)
-  local self = setmetatable({ model = model, native = model.params["pooler.W"] ~= nil }, Reg)
-  if not self.native then
-    self.head = {}
-    for _, n in ipairs(HEAD) do
-      if not tensors[n] then error("regressor: the checkpoint lacks '" .. n .. "'", 2) end
-      self.head[n] = tensors[n]
-    end
-  end
-  self:_collect()
-  return self
-end
-
---- reg:save(path, extra, meta): the model's checkpoint with the readout's tensors
-function Reg:save(path, extra, meta)
-  local t = {}
-  for k, v in pairs(extra or {}) do t[k] = v end
-  if self.head then for _, n in ipairs(HEAD) do t[n] = self.head[n]:detach() end end
-  return self.model:save(path, t, meta)
-end
-
---- reg:predict(tokens [, hooks]) -> [B]
+--- reg:predict(tokens [, hooks]) -> [B] standardised predictions
 function Reg:predict(tokens, hooks)
   local m = self.model
-  if self.native then
-    local out = hooks and m:run_with_hooks(tokens, hooks) or m:forward(tokens)
-    return out:view(-1)
-  end
-  local resid = hooks and m:run_with_hooks(tokens, hooks, { return_type = "resid" })
-    or m:forward(tokens, { return_type = "resid" })
-  local h = resid:select(2, 1)                                        -- [B, D]: the [CLS] state
-  local pooled = nn.linear(h, self.head["pooler.W"], self.head["pooler.b"]):tanh()
-  return nn.linear(pooled, self.head["readout.W"], self.head["readout.b"]):view(-1)
+  local out = hooks and m:run_with_hooks(tokens, hooks) or m:forward(tokens)
+  return out:view(-1)
 end
 
 --- R.values(reg, tokens, scale [, hooks]) -> Lua list in answer units (scale = {mean, std})
@@ -162,7 +99,7 @@ function M.fit(reg, set, o)
     log_every = o.log_every, quiet = o.quiet, label = o.label,
     eval_every = o.eval_every, eval = o.eval and function(_, step) return o.eval(step, { mean = mean, std = std }) end,
   }
-  return result.losses, { mean = mean, std = std }
+  return result.losses, { mean = mean, std = std }, result.evals
 end
 
 return M

@@ -13,6 +13,19 @@
 --   trace.best(t [, layers]) -> {[value] = {layer, component, abs_r}} over the given layers
 --   trace.best_in_layer(t, value_index, li) -> component, abs_r
 --   trace.quietest(t, li) -> component whose largest |r| with any value is smallest, that |r|
+--   trace.subspace_r(t) -> [layer][value]: sqrt(sum over the k components of r^2). The scores
+--       are uncorrelated on the set PCA was fitted to, so this is the multiple correlation of a
+--       least-squares fit of the value on all k scores: whether the value lies in the span of
+--       the top k components, whatever directions PCA picks inside that span.
+--   trace.halves(states, layers, values, names, k, splits) -> list of 2 * splits traces, each
+--       fitted to one half of a random split of the instances (t.index: its instances). The splits are fixed
+--       permutations (their own generator, not the global one), so a statistic's range over
+--       the halves shows how much it moves with the analysis set alone.
+--
+-- Why halves: where two components explain nearly the same variance, PCA's choice of axes
+-- inside their span is decided by noise, and a component's |r| with one value can trade places
+-- with another value's (b and b-c, or a, b, c and the answer, which are linear in each other)
+-- between two analysis sets of the same distribution.
 local T = require "milua.tensor"
 local analysis = require "milua.analysis"
 
@@ -97,6 +110,54 @@ function M.quietest(t, li)
     if m < best then best, at = m, c end
   end
   return at, best
+end
+
+function M.subspace_r(t)
+  local out = {}
+  for li = 1, #t.layers do
+    out[li] = {}
+    for j = 1, #t.names do
+      local sq = 0
+      for _, r in ipairs(t.abs_r[li][j]) do sq = sq + r * r end
+      out[li][j] = math.min(1, math.sqrt(sq))
+    end
+  end
+  return out
+end
+
+-- a permutation of 1..n from a 48-bit linear congruential generator (drand48's constants)
+local function permutation(n, seed)
+  local x, p = (seed * 2654435761 + 12345) % 281474976710656, {}
+  for i = 1, n do p[i] = i end
+  for i = n, 2, -1 do
+    x = (x * 25214903917 + 11) % 281474976710656
+    local j = 1 + (x >> 16) % i
+    p[i], p[j] = p[j], p[i]
+  end
+  return p
+end
+
+function M.halves(states, layers, values, names, k, splits)
+  local n = states[layers[1]]:shape()[1]
+  local out = {}
+  for s = 1, splits do
+    local p = permutation(n, s)
+    for h = 0, 1 do
+      local idx = {}
+      for i = 1 + h * (n // 2), (h + 1) * (n // 2) do idx[#idx + 1] = p[i] end
+      local st, vals = {}, {}
+      for _, l in ipairs(layers) do st[l] = states[l]:index_select(1, idx) end
+      for _, name in ipairs(names) do
+        local v, src = {}, values[name]
+        for q, i in ipairs(idx) do v[q] = src[i] end
+        vals[name] = v
+      end
+      local t = M.run(st, layers, vals, names, k)
+      t.pca, t.scores, t.index = nil, nil, idx
+      out[#out + 1] = t
+    end
+  end
+  return out
 end
 
 return M

@@ -37,6 +37,57 @@ do
   test.is(trace.best(t).a.component, 3, "trace.best finds it")
   local r = analysis.corr(analysis.pca(st[1], 5):project(st[1]):select(2, 1), T.tensor(set.values.b))
   test.close(t.abs_r[2][2][1], math.abs(r), 1e-6, "trace.run: |r| of layer 1 PC1 with b as analysis.corr")
+
+  -- span r: the multiple correlation of a least-squares fit of the value on all k scores
+  local span = trace.subspace_r(t)
+  local z = t.scores[0]                                    -- layer 0 (span row 1)
+  local fit = analysis.ridge(z, T.tensor(set.values.b), { l2 = 0 })
+  local yhat = fit.predict(z)
+  test.close(span[1][2], math.abs(analysis.corr(yhat, T.tensor(set.values.b))), 1e-4,
+    "subspace_r: the r of a least-squares fit of b on the 5 scores")
+  test.close(span[1][1], 1, 1e-4, "subspace_r: a value equal to a score lies in the span (r = 1)")
+
+  -- halves: disjoint halves covering the set, each traced on its own instances
+  local hs = trace.halves(st, { 0, 1 }, set.values, { "b", "c" }, 3, 2)
+  test.is(#hs, 4, "halves: two halves per split")
+  local ok_cover = true
+  for s = 1, 2 do
+    local seen = {}
+    for h = 2 * s - 1, 2 * s do
+      if #hs[h].index ~= 20 then ok_cover = false end
+      for _, i in ipairs(hs[h].index) do if seen[i] then ok_cover = false end seen[i] = true end
+    end
+    for i = 1, 40 do if not seen[i] then ok_cover = false end end
+  end
+  test.ok(ok_cover, "halves: the two halves of a split are disjoint and cover the 40 instances")
+  test.ok(table.concat(hs[1].index, ",") ~= table.concat(hs[3].index, ","), "halves: the splits differ")
+  local idx = hs[3].index
+  local sub = st[1]:index_select(1, idx)
+  local cv = {}
+  for q, i in ipairs(idx) do cv[q] = set.values.c[i] end
+  local rc = analysis.corr(analysis.pca(sub, 3):project(sub), T.tensor(cv)):abs():totable()
+  test.close(hs[3].abs_r[2][2], rc, 1e-5, "halves: a half's |r| is that of PCA and corr on its own rows and values")
+  local again = trace.halves(st, { 0, 1 }, set.values, { "b", "c" }, 3, 2)
+  test.is(again[4].index, hs[4].index, "halves: the same splits every time")
+end
+
+-- ---- the regressor is the model's own cls_pooler readout ----
+do
+  local R = require "intermediate_values.regressor"
+  local plain = nn.transformer { n_layers = 1, d_model = 8, n_heads = 2, d_head = 4, d_mlp = 16, d_vocab = arith.n_vocab,
+    n_ctx = 16, act_fn = "gelu", normalization = "LN", causal = false }
+  local ok, err = pcall(R.wrap, plain)
+  test.ok(not ok and tostring(err):find("expected a model with readout = \"cls_pooler\" and d_out = 1", 1, true) ~= nil,
+    "R.wrap refuses a model without the pooler readout (" .. tostring(err) .. ")")
+  local reg = R.new { n_layers = 1, d_model = 8, n_heads = 2, d_head = 4, d_mlp = 16, d_vocab = arith.n_vocab,
+    n_ctx = 16, act_fn = "gelu", normalization = "LN", causal = false }
+  local set = arith.template_set(5)
+  -- by hand: tanh(h_[CLS] W_pool + b_pool) W + b from the final normalised stream
+  local resid = reg.model:forward(set.tokens, { return_type = "resid" })
+  local P = reg.model.params
+  local h = resid:select(2, 1)
+  local want = (h:matmul(P["pooler.W"]) + P["pooler.b"]):tanh():matmul(P["readout.W"]) + P["readout.b"]
+  test.close(reg:predict(set.tokens), want:view(-1), 1e-5, "reg:predict = tanh(h_CLS W_pool + b_pool) W + b")
 end
 
 -- ---- the grid and the causal test on synthetic data with a known answer ----
@@ -82,8 +133,9 @@ local function run(name, flags)
     { out = dir .. "/" .. name, name = name })
 end
 
-local res, out = run("a", " --seed 3")
-test.pinned(res, "intermediate_values", "experiments/intermediate_values.lua", "--quick --seed 3" .. extra)
+local every = sanitized and 2 or 300             -- the sanitizer run trains 4 steps
+local res, out = run("a", " --seed 3 --trace_every " .. every)
+test.pinned(res, "intermediate_values", "experiments/intermediate_values.lua", "--quick --seed 3 --trace_every " .. every .. extra)
 
 -- the keys the issue lists
 for _, k in ipairs({ "r2_template", "r2_random", "train_seconds", "seed" }) do
@@ -168,7 +220,50 @@ end
 test.ok(type(res.control) == "table" and res.control.layer == mp.layer and res.control.component ~= mp.component
   and res.control.swing_fraction >= 0, "control: another component of the same layer, with a swing")
 test.is(res.weight_edit and res.weight_edit.undo_max_diff, 0, "the weight edit is undone exactly")
-for _, p in ipairs({ "trace_heatmap", "best_r", "manipulation", "locality", "locality_median", "control" }) do
+-- the tracing checks: each statistic recomputed from the halves' abs_r, and the verdict from it
+do
+  local tc, hb = res.trace.checks or {}, res.trace.halves_abs_r or {}
+  test.is(#hb, 10, "ten halves (five random splits) traced")
+  local function best(abs_r, li, j) local m = -1 for _, r in ipairs(abs_r[li][j]) do m = math.max(m, r) end return m end
+  local stats = { b = function(a) return math.max(best(a, 1, 2), best(a, 2, 2)) end,
+    ["b-c"] = function(a) return best(a, 2, 4) - best(a, 1, 4) end,
+    answer = function(a) return best(a, 2, 5) - best(a, 1, 5) end }
+  local need = { b = function(v) return v >= 0.85 end, ["b-c"] = function(v) return v >= 0.1 end,
+    answer = function(v, a) return best(a, 2, 5) >= 0.8 and v > 0 end }
+  for _, name in ipairs({ "b", "b-c", "answer" }) do
+    local c = tc[name] or {}
+    local lo, hi, held = math.huge, -math.huge, 0
+    for _, a in ipairs(hb) do
+      local v = stats[name](a)
+      lo, hi = math.min(lo, v), math.max(hi, v)
+      if need[name](v, a) then held = held + 1 end
+    end
+    test.close({ c.value, c.halves_min, c.halves_max }, { stats[name](res.trace.abs_r), lo, hi }, 1e-12,
+      "trace check " .. name .. ": the statistic on the whole set and its range over the halves, recomputed")
+    local whole = need[name](stats[name](res.trace.abs_r), res.trace.abs_r)
+    test.is({ c.halves_held, c.all }, { held, whole and held == #hb }, "trace check " .. name .. ": held on the whole set and all halves")
+  end
+  -- span r is at least every single component's |r| and at most 1
+  local good = true
+  for li = 1, 2 do for j = 1, 5 do
+    local s = res.trace.span_r[li][j]
+    if not (s <= 1 + 1e-9 and s >= best(res.trace.abs_r, li, j) - 1e-9) then good = false end
+  end end
+  test.ok(good, "span_r: between the best single component's |r| and 1")
+end
+
+-- tracing during training: a record per `every` steps and the model of that step, which --load analyses
+do
+  local tcur = res.trace_curve or {}
+  test.is({ #tcur, tcur[1] and tcur[1].step, tcur[2] and tcur[2].step }, { 2, every, 2 * every }, "trace_curve: two records")
+  test.close(tcur[2] and tcur[2].b01, math.max(res.best_by_layer.b[1].abs_r, res.best_by_layer.b[2].abs_r), 1e-9,
+    "trace_curve at the last step is the final model's tracing")
+  local loaded = run("load", " --seed 3 --load " .. out .. "/model_step" .. every .. ".safetensors")
+  test.close(loaded.r2_template, tcur[1] and tcur[1].r2, 1e-9, "--load model_stepN: the R^2 recorded at step N")
+  test.ok(loaded.r2_template ~= res.r2_template, "--load analyses that model, not the final one")
+end
+
+for _, p in ipairs({ "trace_heatmap", "best_r", "best_r_spread", "span_r", "manipulation", "locality", "locality_median", "control" }) do
   test.png(out .. "/" .. p .. ".png", p .. ".png is a PNG", 100)
 end
 test.ok(type(res.checks) == "table" and res.checks.r2_template and type(res.checks.r2_template.holds) == "boolean",
@@ -177,7 +272,7 @@ test.ok(type(res.checks) == "table" and res.checks.r2_template and type(res.chec
 -- reproducibility: the same seed and thread count, trained again, gives the same numbers
 do
   local res2 = run("b", " --seed 3")
-  test.is(res2.predictions, res.predictions, "same seed: the same predictions, bit for bit")
+  test.is(res2.predictions, res.predictions, "same seed: the same predictions, bit for bit (and tracing during training changed nothing)")
   test.is(res2.trace and res2.trace.abs_r, res.trace.abs_r, "same seed: the same abs_r")
   test.is(res2.manipulation and res2.manipulation.prediction, mp.prediction, "same seed: the same manipulated predictions")
   local res3 = run("a", " --seed 3")                                 -- reuses the checkpoint in its --out
@@ -206,6 +301,9 @@ do
   end
   fails("--ln sideways", "flag --ln: expected pre or post, got sideways", "a bad --ln is refused")
   fails("--d_model 30 --heads 4", "--d_model 30 is not a multiple of --heads 4", "d_model must split into heads")
+  fails("--load " .. dir .. "/nothing.safetensors", "--load " .. dir .. "/nothing.safetensors: ", "a missing --load file is refused")
+  fails("--ln post --load " .. out .. "/model_step" .. every .. ".safetensors", "its ln_position is pre, the flags ask for post",
+    "--load refuses a model of another configuration")
   local f = io.open(dir .. "/err/results.json")
   test.ok(f == nil, "nothing was written")
   if f then f:close() end

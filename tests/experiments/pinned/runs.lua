@@ -30,7 +30,7 @@ return {
     chance = { acc = { above = 1 / 3, why = "a uniform guess of one of q = 3 symbols" } },
   },
   {
-    name = "intermediate_values", script = "experiments/intermediate_values.lua", flags = "--quick --seed 3",
+    name = "intermediate_values", script = "experiments/intermediate_values.lua", flags = "--quick --seed 3 --trace_every 300",
     fields = { r2_template = frac, r2_random = frac, final_loss = loss, ["best.answer.abs_r"] = frac,
       ["control.max_abs_r"] = frac, ["weight_edit.activation_full.mean_abs_change"] = frac },
     chance = { r2_template = { above = 0, why = "a constant prediction has R^2 = 0" },
