@@ -52,28 +52,7 @@ function M.pretrain(model, o)
   return train.run {
     model = model, steps = o.steps, lr = o.lr or 1e-3, warmup = o.warmup or 0, decay = "cosine", clip = 1.0,
     batch = function() return lego.batch(o.batch or 64, o.n_var).tokens end,
-    loss = function(m, tokens) --- mimic.variant(r, probe [B, T], say) -> {init, init_name} for recipe.fit: before the task, r.mimic_steps
--- steps of mimicking (batch 64, lr 1e-3, 10 warm-up steps) with head 1 as association and head 2 as local;
--- init reports the KL on probe before and after (say(fmt, ...)) and returns {kl_before, kl_after, steps, seconds}
-function M.variant(r, probe, say)
-  local heads = { assoc = 1, ["local"] = 2 }
-  local function kl(m) return T.no_grad(function() return M.loss(m, probe, heads):item() end) end
-  return {
-    init_name = "mimic" .. r.mimic_steps,
-    init = function(m)
-      local before = kl(m)
-      local res = M.pretrain(m, { n_var = r.n_var, steps = r.mimic_steps, batch = 64, lr = 1e-3, warmup = 10, heads = heads })
-      local after = kl(m)
-      if say then
-        say("mimic pre-training: KL (summed over %d layers) %.2f -> %.2f in %d steps, %.0f s", m.cfg.n_layers, before,
-          after, r.mimic_steps, res.seconds)
-      end
-      return { kl_before = before, kl_after = after, steps = r.mimic_steps, seconds = res.seconds }
-    end,
-  }
-end
-
-return M.loss(m, tokens, heads) end,
+    loss = function(m, tokens) return M.loss(m, tokens, heads) end,
     quiet = o.quiet, label = "mimic",
   }
 end
