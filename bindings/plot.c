@@ -340,9 +340,15 @@ static int l_heatmap(lua_State *L) {
   for (size_t i = 0; i < (size_t)rows * cols; i++) f[i] = (float)d[i];
   if (plot_heatmap(path, f, rows, cols, &o)) return core_error(&c);
   lua_pushvalue(L, 2);
-  lua_createtable(L, 0, 1);
+  lua_createtable(L, 0, 4);
   lua_pushboolean(L, ax.cell_values);
   lua_setfield(L, -2, "values");
+  lua_pushinteger(L, ax.xstride);
+  lua_setfield(L, -2, "xlabel_stride");
+  lua_pushinteger(L, ax.ystride);
+  lua_setfield(L, -2, "ylabel_stride");
+  lua_pushboolean(L, ax.xrot);
+  lua_setfield(L, -2, "xlabels_upright");
   return 2;
 }
 

@@ -899,7 +899,9 @@ int plot_heatmap(const char *path, const float *values, int rows, int cols, cons
   }
   /* which labels to show: every k-th token when cells are small; indices at
      1 and at multiples of a 1-2-5 stride */
-  int xrot = o->xticks && xmaxw + 4 > cellw;
+  /* token labels lie flat when each has its cell plus a gap, else they stand upright (the same
+     test as the stride below, so that a label never goes missing merely for lack of a gap) */
+  int xrot = o->xticks && xmaxw + 8 > cellw;
   double xneed = xrot ? TEXT_H(SC_TICK) + 1 : o->xticks ? xmaxw + 8 : xmaxw + 24;
   double yneed = o->yticks ? TEXT_H(SC_TICK) + 1 : TEXT_H(SC_TICK) + 14;
   int xstride = 1, ystride = 1;
@@ -996,6 +998,7 @@ int plot_heatmap(const char *path, const float *values, int rows, int cols, cons
     memset(o->axes, 0, sizeof *o->axes);
     o->axes->xlo = 0.5; o->axes->xhi = cols + 0.5; o->axes->ylo = 0.5; o->axes->yhi = rows + 0.5;
     o->axes->cell_values = values_shown;
+    o->axes->xstride = xstride; o->axes->ystride = ystride; o->axes->xrot = xrot;
   }
   ret = finish(&cv, path, fn);
 out:

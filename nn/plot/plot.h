@@ -61,6 +61,8 @@ typedef struct plot_axes {
   int nx, ny;                       /* tick counts; category axes (bars) report nx = 0 */
   double xticks[PLOT_MAX_TICKS], yticks[PLOT_MAX_TICKS];
   int cell_values;                  /* heatmap: 1 when the values were printed */
+  int xstride, ystride;             /* heatmap: every k-th column / row label is drawn */
+  int xrot;                         /* heatmap: the column labels stand upright */
 } plot_axes;
 
 /* values: rows*cols floats, row-major (row 0 drawn at the top). NaN cells are grey. */

@@ -46,7 +46,8 @@
 --   Heatmaps print each cell's value when every cell has room for it (opts.values = false:
 --       never; true: wherever it fits).
 -- Each function returns the path and a table of what it drew: {xlim, ylim, xticks, yticks}
--- ({values = bool} for a heatmap), which tests and callers can check.
+-- ({values = bool, xlabel_stride = k, ylabel_stride = k, xlabels_upright = bool} for a heatmap:
+-- every k-th label is drawn when the cells are too small for all), which tests and callers can check.
 
 local core = require "milua.plot_core"
 local T = require "milua.tensor"

@@ -50,6 +50,17 @@ test.ok(slurp(dir .. "/m_int.png") == slurp(dir .. "/m_tensor.png"), "heatmap: i
 local mt = T.tensor({ { 1, 4 }, { 2, 5 }, { 3, 6 } })
 plot.heatmap(mt:transpose(1, 2), P("m_view.png"))
 test.ok(slurp(dir .. "/m_view.png") == slurp(dir .. "/m_tensor.png"), "heatmap: a transposed view plots as its values")
+-- short token labels on cells too narrow to hold them flat with a gap stand upright, all
+-- of them (the tree-paths role map: 8 key roles of up to 4 characters over 24 rows)
+do
+  local rows = {}
+  for i = 1, 24 do rows[i] = { 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8 } end
+  local _, drew = plot.heatmap(rows, P("roles.png"), { xticks = { "A", ">B", ",", "|", "goal", ":", "root", "path" } })
+  test.is(drew.xlabel_stride, 1, "heatmap: every column label is drawn")
+  test.ok(drew.xlabels_upright, "heatmap: labels that do not fit flat stand upright")
+  local _, wide = plot.heatmap({ { 1, 2, 3 } }, P("wide.png"), { xticks = { "a", "b", "c" } })
+  test.ok(wide.xlabel_stride == 1 and not wide.xlabels_upright, "heatmap: labels that fit lie flat")
+end
 plot.heatmap({ 1, 2, 3 }, P("m_row.png"))
 wrote(dir .. "/m_row.png", "heatmap: a flat table is one row")
 plot.heatmap(T.tensor({ { -1, 0.5 }, { 0, 2 } }), P("m_div.png"), { cmap = "diverging", vmin = -2, vmax = 2, clabel = "logit diff" })
