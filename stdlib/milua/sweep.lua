@@ -447,17 +447,23 @@ local function survey(s, selected, slots)
   return c
 end
 
+-- On a terminal the line is rewritten in place every tick. Into a file or pipe (a log) a line
+-- goes when the counts change, at the end, or once a minute, so that a long sweep's log stays
+-- readable.
 local function progress_printer()
   local tty = sys.isatty(1)
-  local last
+  local last_counts, last_time
   return function(line, final)
     if tty then
       io.stdout:write("\r\27[K", line, final and "\n" or "")
-    elseif line ~= last then
-      io.stdout:write(line, "\n")
+    else
+      local counts, now = line:match("^[^|]*"), os.time()
+      if final or counts ~= last_counts or now - last_time >= 60 then
+        io.stdout:write(line, "\n")
+        last_counts, last_time = counts, now
+      end
     end
     io.stdout:flush()
-    last = line
   end
 end
 
