@@ -17,7 +17,7 @@ local E = experiment.start(arg, {
   flags = {
     { "nodes", 6, "nodes per tree (the paper: 16)" },
     { "epochs", 12, "training epochs over the training split" },
-    { "examples", 20000, "examples drawn (10% held out for testing)" },
+    { "examples", 50000, "examples drawn (10% held out for testing)" },
     { "lr", 1e-3, "peak learning rate (AdamW; the rate rises over the first 5% of the steps)" },
     { "schedule", "onecycle", "learning-rate schedule: onecycle (PyTorch's OneCycleLR, as the calibration) or cosine "
       .. "(linear warm-up, cosine decay to 0)" },
@@ -102,6 +102,19 @@ E:say("goal movement (attention mass on the goal token) per layer: path position
   fmt_list(ga.answer), fmt_list(ga.root))
 claim("goal_movement", g_best >= 0.5, "best in layer %d: %.3f of the path positions' mass (paper: layer 0; needs >= 0.5)",
   g_layer, g_best)
+
+-- where the model joins edges and reads the goal, whatever position it uses: the paper's ">B"
+-- (checked above) or a register such as the comma after each edge; reported, not required
+local ra = MX.role_attention(c)
+E:say("attention by token role (mean mass of each query role on each key role: %s):", table.concat(ra.keys, " "))
+for l = 1, #ra.mass do
+  for qi, q in ipairs(ra.queries) do
+    E:say("  layer %d %-5s %s%s", l - 1, q, fmt_list(ra.mass[l][qi], "%.2f"),
+      ra.own_edge[l][qi] and string.format("   own edge %.2f", ra.own_edge[l][qi]) or "")
+  end
+end
+E:say("edges joined (own-edge attention mass, best layer): at '>B' %.2f in layer %d, at ',' %.2f in layer %d",
+  ra.best[">B"].own_edge, ra.best[">B"].layer, ra.best[","].own_edge, ra.best[","].layer)
 
 -- ---- deduction heads: attention to the goal's ancestors and the logit lens at the root ----
 local aa, acounts = MX.ancestor_attention(c)
@@ -190,6 +203,7 @@ claim("probe_goal", goal_min >= 0.9, "the goal is decodable at the path position
 -- ---- figures and results ----
 PL.accuracy(by_len, E:file("accuracy_by_path_length.png"))
 PL.layer0(ec, ga, E:file("edge_concat_goal.png"))
+PL.roles(ra, E:file("role_attention.png"))
 PL.ancestors(aa, E:file("ancestor_attention.png"))
 PL.lens(lens.all, lens.answer, E:file("logit_lens.png"))
 PL.patching(h1, E:file("patching.png"))
@@ -199,6 +213,7 @@ PL.probes(pr, E:file("probes.png"))
 E:finish {
   n_nodes = N, acc = acc, acc_by_path_length = by_len,
   edge_concat = ec, goal_attention = ga.answer, goal_attention_root = ga.root,
+  role_attention = { queries = ra.queries, keys = ra.keys, mass = ra.mass, own_edge = ra.own_edge, best = ra.best },
   ancestor_attention = aa, ancestor_rows = acounts,
   logit_lens = lens.all, logit_lens_inner = lens.inner, answer_lens = lens.answer, lens_rows = lens.counts_all,
   climb = { lens = climb_lens, attention = climb_attn },

@@ -9,6 +9,13 @@
 --   MX.edge_concat(c)        -> {[layer] = fraction of ">B" tokens whose attention argmax is the source A}
 --   MX.goal_attention(c)     -> answer {[layer] = mean mass from the positions predicting path nodes
 --                               (root .. root+p-1) on the goal token}, root {[layer] = the same at the root}
+--   MX.role_attention(c)     -> where each layer attends, by token role: queries {role names},
+--                               keys {role names}, mass [layer][query][key] (mean attention mass
+--                               of a query role's positions on all keys of a key role), own_edge
+--                               [layer][query] (">B": mass on its source A; ",": on its edge's A
+--                               and ">B"), and best {query, layer, own_edge} for the edge roles.
+--                               The paper joins an edge at ">B"; a model may use the comma after
+--                               it (a register) and do the search at ":" instead of the root.
 --   MX.ancestor_attention(c) -> {[layer] = {[j+1] = mean mass at the root on the edge token ">a_j"}},
 --                               counts {[j+1] = rows with a_j}; a_0 = goal, a_1 = its parent, ...,
 --                               a_(p-1) = the answer (the root's child); a row counts for j < p
@@ -73,6 +80,58 @@ function M.edge_concat(c)
     out[l + 1] = am:eq(want):float():mean():item()
   end
   return out
+end
+
+-- token roles by position (fixed for a given N): edge k's source, target and comma, then
+-- "|", the goal, ":", the root and the path
+local ROLE_KEYS = { "A", ">B", ",", "|", "goal", ":", "root", "path" }
+local ROLE_QUERIES = { ">B", ",", "|", "goal", ":", "root" }
+local function role_positions(c)
+  local L, pos = c.layout, {}
+  for _, r in ipairs(ROLE_KEYS) do pos[r] = {} end
+  for k = 1, c.N - 1 do
+    table.insert(pos["A"], L.edge_source(k))
+    table.insert(pos[">B"], L.edge_target(k))
+    if k < c.N - 1 then table.insert(pos[","], 3 * k) end       -- the last edge is followed by "|"
+  end
+  pos["|"], pos.goal, pos[":"], pos.root = { L.pipe }, { L.goal }, { L.colon }, { L.root }
+  for i = 1, L.n_ctx - L.root do pos.path[i] = L.root + i end
+  return pos
+end
+
+function M.role_attention(c)
+  local pos = role_positions(c)
+  local mass, own = {}, {}
+  for l = 0, c.L - 1 do
+    local p = pattern(c, l)                                          -- [B, T, T]
+    mass[l + 1], own[l + 1] = {}, {}
+    for qi, q in ipairs(ROLE_QUERIES) do
+      local rows = p:index_select(2, T.tensor(pos[q], "int32"))        -- [B, |q|, T]
+      local row = {}
+      for ki, k in ipairs(ROLE_KEYS) do
+        row[ki] = rows:index_select(3, T.tensor(pos[k], "int32")):sum(3):mean():item()
+      end
+      mass[l + 1][qi] = row
+      -- the query's own edge: ">B" at 3k-1 reads its source at 3k-2; "," at 3k reads both
+      if q == ">B" or q == "," then
+        local total = 0
+        for i, qp in ipairs(pos[q]) do
+          local back = q == ">B" and 1 or 2
+          total = total + rows:select(2, i):narrow(2, qp - back, back):sum(2):mean():item()
+        end
+        own[l + 1][qi] = total / #pos[q]
+      end
+    end
+  end
+  local best = {}
+  for qi, q in ipairs(ROLE_QUERIES) do
+    if q == ">B" or q == "," then
+      local b = { query = q, layer = 0, own_edge = -1 }
+      for l = 1, c.L do if own[l][qi] > b.own_edge then b.layer, b.own_edge = l - 1, own[l][qi] end end
+      best[q] = b
+    end
+  end
+  return { queries = ROLE_QUERIES, keys = ROLE_KEYS, mass = mass, own_edge = own, best = best }
 end
 
 -- [B, T] float: 1 at the positions that predict a path node (root .. root + p - 1)

@@ -4,6 +4,7 @@
 --   local PL = require "tree_paths.plots"
 --   PL.accuracy(by_length, path)               bars: full-path accuracy per path length
 --   PL.layer0(ec, ga, path)                    bars per layer: edge concatenation, goal movement
+--   PL.roles(ra, path)                         heatmap (layer, query role) x key role, 0..1
 --   PL.ancestors(matrix, path, title)          heatmap layer x ancestor a_j, 0..1
 --   PL.lens(all, answer, path)                 heatmap layer x (a_j ..., answer), 0..1
 --   PL.patching(h1, path)                      heatmap layer x path length, diverging at 0
@@ -37,6 +38,19 @@ function M.layer0(ec, ga, path)
   return plot.bar({ ec, ga.answer, ga.root }, path, { title = "Edge concatenation and goal movement per layer",
     xlabel = "layer", ylabel = "fraction / attention mass", labels = layer_labels(#ec),
     series = { "'>B' argmax on its source", "path positions on the goal", "root on the goal" } })
+end
+
+function M.roles(ra, path)
+  local m, yt = {}, {}
+  for l, per_query in ipairs(ra.mass) do
+    for qi, q in ipairs(ra.queries) do
+      m[#m + 1] = per_query[qi]
+      yt[#yt + 1] = string.format("L%d %s", l - 1, q)
+    end
+  end
+  return plot.heatmap(m, path, { title = "Attention by token role (query rows, key columns)", xlabel = "key role",
+    ylabel = "layer, query role", xticks = ra.keys, yticks = yt, vmin = 0, vmax = 1, cmap = "viridis",
+    clabel = "mean attention mass" })
 end
 
 function M.ancestors(matrix, path, title)

@@ -31,9 +31,11 @@ do
       elseif q >= L.root then a0[L.goal] = 1
       else a0[q] = 1 end
       -- layer 1: the root reads the edge token of a_1 (a_0 when the path has one edge), the rest themselves
+      -- and each comma after an edge reads that edge's two tokens, half each (a register)
       if q == L.root then
         local j = ex.path_length >= 2 and 1 or 0
         a1[L.edge_target(ex.edge_of[ex.ancestors[j + 1]])] = 1
+      elseif q < L.pipe and q % 3 == 0 then a1[q - 1], a1[q - 2] = 0.5, 0.5
       else a1[q] = 1 end
       r0[q], r1[q] = a0, a1
     end
@@ -54,6 +56,18 @@ do
   test.is(counts, want_counts, "ancestor_attention: rows with a_j are the rows with p > j")
   test.is(aa[1], { 0, 0, 0, 0, 0 }, "ancestor_attention: a root reading the goal token reads no edge")
   test.close(aa[2], { n_p1 / B, 1, 0, 0, 0 }, 1e-6, "ancestor_attention: a_1's edge read fully, a_0's only where it is a_1's stand-in")
+  -- by role: queries >B , | goal : root; keys A >B , | goal : root path
+  local ra = MX.role_attention(c)
+  test.is({ ra.queries, ra.keys }, { { ">B", ",", "|", "goal", ":", "root" }, { "A", ">B", ",", "|", "goal", ":", "root", "path" } },
+    "role_attention: the query and key roles")
+  test.close(ra.mass[1], { { 1, 0, 0, 0, 0, 0, 0, 0 }, { 0, 0, 1, 0, 0, 0, 0, 0 }, { 0, 0, 0, 1, 0, 0, 0, 0 },
+    { 0, 0, 0, 0, 1, 0, 0, 0 }, { 0, 0, 0, 0, 0, 1, 0, 0 }, { 0, 0, 0, 0, 1, 0, 0, 0 } }, 1e-6,
+    "role_attention, layer 0: '>B' on sources, the root on the goal, the rest on themselves")
+  test.close(ra.mass[2][2], { 0.5, 0.5, 0, 0, 0, 0, 0, 0 }, 1e-6, "role_attention, layer 1: commas on their edge's A and '>B'")
+  test.close(ra.mass[2][6], { 0, 1, 0, 0, 0, 0, 0, 0 }, 1e-6, "role_attention, layer 1: the root on an edge target")
+  test.close({ ra.own_edge[1][1], ra.own_edge[1][2], ra.own_edge[2][1], ra.own_edge[2][2] }, { 1, 0, 0, 1 }, 1e-6,
+    "role_attention: own-edge mass of '>B' (its source) and ',' (both tokens of its edge)")
+  test.is({ ra.best[">B"].layer, ra.best[","].layer }, { 0, 1 }, "role_attention: the layer that joins edges, per role")
 end
 
 -- ---- the logit lens on hand-made residual streams (no LayerNorm, identity unembedding) ----
@@ -210,15 +224,28 @@ if res.acc < 0.99 then
   end
 end
 test.ok(gated, "an unlearned model's mechanism checks are all 'not evaluated'")
-for _, p in ipairs({ "accuracy_by_path_length", "edge_concat_goal", "ancestor_attention", "logit_lens", "patching",
+-- role attention: a mass per (layer, query role, key role); a query's masses over the key roles sum to 1
+do
+  local ra, ok = res.role_attention, true
+  ok = type(ra) == "table" and #ra.mass == nl and #ra.queries == 6 and #ra.keys == 8
+  for l = 1, ok and nl or 0 do
+    for qi = 1, 6 do
+      local sum = 0
+      for ki = 1, 8 do sum = sum + ra.mass[l][qi][ki] end
+      ok = ok and math.abs(sum - 1) < 1e-4
+    end
+  end
+  test.ok(ok, "role_attention: each layer's query roles spread their whole mass over the key roles")
+end
+for _, p in ipairs({ "accuracy_by_path_length", "edge_concat_goal", "role_attention", "ancestor_attention", "logit_lens", "patching",
   "edge_dla", "probes" }) do
   test.png(out .. "/" .. p .. ".png", p .. ".png is a PNG", 16)
 end
 
 -- the same seed and thread count again, in a fresh directory: the same numbers
 local res2 = run("b")
-for _, k in ipairs({ "acc", "acc_by_path_length", "edge_concat", "goal_attention", "ancestor_attention", "logit_lens",
-  "answer_lens", "patching", "edge_dla", "probes" }) do
+for _, k in ipairs({ "acc", "acc_by_path_length", "edge_concat", "goal_attention", "role_attention", "ancestor_attention",
+  "logit_lens", "answer_lens", "patching", "edge_dla", "probes" }) do
   test.is(res2[k], res[k], "a second run at seed 1 reproduces " .. k)
 end
 -- the default schedule is the calibration's one-cycle; the run left its per-epoch checkpoint in
