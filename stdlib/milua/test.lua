@@ -57,6 +57,8 @@
 --                           Under MILUA_SANITIZED (test.sanitized: other code, shorter runs) one
 --                           visible skip
 --   test.machine()          the machine the pins depend on: CPU model, OpenBLAS and oneDNN libraries
+--   test.tmpdir([suffix])   a fresh empty directory under the system's temporary directory
+--   test.milua()            the milua binary running the test (for child processes)
 
 local M = {}
 
@@ -399,6 +401,16 @@ end
 local function default_milua()
   return (arg and arg[-1]) or ((os.getenv("MILUA_BUILD") or "build") .. "/milua")
 end
+M.milua = default_milua
+
+function M.tmpdir(suffix)
+  local dir = os.tmpname()
+  os.remove(dir)
+  dir = dir .. (suffix and ("." .. suffix) or "")
+  local ok, e = require("milua.sys").mkdir(dir)
+  if not ok then M.bail("test.tmpdir: cannot make " .. dir .. ": " .. tostring(e)) end
+  return dir
+end
 
 local function shell_quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
 
@@ -413,11 +425,7 @@ end
 function M.run_script(script, flags, opts)
   opts = opts or {}
   local name = opts.name or script:match("([^/]+)%.lua$") or script
-  local out = opts.out
-  if not out then
-    out = os.tmpname()
-    os.remove(out)
-  end
+  local out = opts.out or M.tmpdir(name)
   local log, status = M.sh(M.script_command(script, flags, out, opts))
   report(status == 0, name .. ": " .. script .. " " .. (flags or "") .. " runs",
     nil, status ~= 0 and ("    exit status " .. tostring(status) .. "; its output:\n" .. log) or nil)

@@ -88,9 +88,7 @@ do
 end
 
 -- ---------------------------------------------------------------- the script, end to end
-local out = os.tmpname()
-os.remove(out)
-out = out .. ".addition"
+local out = test.tmpdir("addition")
 local res = test.run_script("experiments/addition.lua", "--quick --seed 3", { out = out, name = "addition" })
 test.pinned(res, "addition", "experiments/addition.lua", "--quick --seed 3")
 

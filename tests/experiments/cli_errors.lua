@@ -3,12 +3,9 @@
 -- one-line message naming the problem on stderr, a non-zero exit, and writes no results.json.
 -- The scripts are found by listing experiments/*.lua, so a new one is covered when it lands.
 local test = require "milua.test"
-local sys = require "milua.sys"
 
-local BIN = (os.getenv("MILUA_BUILD") or "build") .. "/milua"
-local dir = os.tmpname()
-os.remove(dir)
-assert(sys.mkdir(dir))
+local BIN = test.milua()
+local dir = test.tmpdir()
 
 local function run(cmd)
   local p = assert(io.popen(cmd .. " 2>&1 1>/dev/null; echo \"exit=$?\""))

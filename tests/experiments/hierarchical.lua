@@ -5,12 +5,9 @@
 local T = require "milua.tensor"
 local test = require "milua.test"
 local json = require "milua.json"
-local sys = require "milua.sys"
 
-local milua = arg[-1] or "build/milua"
-local dir = os.tmpname()
-os.remove(dir)
-assert(sys.mkdir(dir))
+local milua = test.milua()
+local dir = test.tmpdir()
 
 -- under the sanitizers everything is ~10x slower: a shorter run still covers every line
 local sanitized = os.getenv("MILUA_SANITIZED")

@@ -5,7 +5,6 @@
 local T = require "milua.tensor"
 local test = require "milua.test"
 local json = require "milua.json"
-local sys = require "milua.sys"
 local nn = require "milua.nn"
 local analysis = require "milua.analysis"
 local arith = require "milua.data.arithmetic"
@@ -121,10 +120,8 @@ do
 end
 
 -- ---- the script end to end ----
-local milua = arg[-1] or "build/milua"
-local dir = os.tmpname()
-os.remove(dir)
-assert(sys.mkdir(dir))
+local milua = test.milua()
+local dir = test.tmpdir()
 local sanitized = os.getenv("MILUA_SANITIZED")
 local extra = sanitized and " --steps 4 --n_analysis 40 --train_size 400" or ""
 

@@ -222,10 +222,8 @@ do
 end
 
 -- ---- the scripts, end to end ----
-local milua = arg[-1] or "build/milua"
-local dir = os.tmpname()
-os.remove(dir)
-assert(sys.mkdir(dir))
+local milua = test.milua()
+local dir = test.tmpdir()
 
 -- under the sanitizers everything is ~10x slower: a shorter run still covers every line
 local extra = os.getenv("MILUA_SANITIZED") and " --steps 4 --n_test 40 --mimic_steps 2" or ""

@@ -7,7 +7,6 @@ local T = require "milua.tensor"
 local nn = require "milua.nn"
 local test = require "milua.test"
 local json = require "milua.json"
-local sys = require "milua.sys"
 local analysis = require "milua.analysis"
 local tp = require "milua.data.tree_paths"
 local MX = require "tree_paths.mechanism"
@@ -164,10 +163,8 @@ do
 end
 
 -- ---- the script end to end ----
-local milua = arg[-1] or "build/milua"
-local dir = os.tmpname()
-os.remove(dir)
-assert(sys.mkdir(dir))
+local milua = test.milua()
+local dir = test.tmpdir()
 local sanitized = os.getenv("MILUA_SANITIZED")
 local extra = sanitized and " --examples 400 --epochs 1 --analysis 60 --patch_samples 4" or ""
 
