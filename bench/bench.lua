@@ -42,11 +42,12 @@ local sizes = {
   { name = "hierarchical 4L d64", n_layers = 4, d_model = 64, n_heads = 1, d_head = 64, d_mlp = 256, d_vocab = 4,
     n_ctx = 16, act_fn = "relu", normalization = "LN", ln_position = "post", causal = false, positional = "sinusoidal",
     readout = "flatten", d_out = 4, batch = 64, seq = 16 },
-  -- experiments/intermediate_values.lua with --ln post (the paper's BERT): [CLS] tanh pooler, one
-  -- regression output trained by MSE
+  -- experiments/intermediate_values.lua at its default (pre-LN; --ln post is the paper's BERT):
+  -- [CLS] tanh pooler, one regression output trained by MSE; n_ctx 22 = [CLS] + the longest
+  -- depth-2 tree of three-digit leaves
   { name = "interm. values 4L d64", n_layers = 4, d_model = 64, n_heads = 4, d_head = 16, d_mlp = 256, d_vocab = 16,
-    n_ctx = 18, act_fn = "gelu", normalization = "LN", ln_position = "post", causal = false, readout = "cls_pooler",
-    d_out = 1, batch = 64, seq = 18 },
+    n_ctx = 22, act_fn = "gelu", normalization = "LN", causal = false, readout = "cls_pooler",
+    d_out = 1, batch = 64, seq = 22 },
 }
 
 local function run(cmd)
