@@ -144,15 +144,29 @@ for _ in pairs(distinct) do n_distinct = n_distinct + 1 end
 claim("climb", climb_lens.monotone and n_distinct >= 2, "logit-lens peak layers %s over a_0.. (one level per layer "
   .. "needs them non-decreasing over at least two layers)", fmt_climb(climb_lens))
 
+-- ---- where the goal reaches the root ----
+-- The paper's layer 0 attends from the answer positions to the goal token. A model may route it
+-- through another position first (the ':' before the root, as role_attention shows); the logit
+-- lens at the root sees the goal arrive either way: the layer after which it decodes a_0 most.
+local goal_lens_layer, goal_lens_best = argmax((function()
+  local col = {}
+  for l = 1, #lens.all do col[l] = lens.all[l][1] end
+  return col
+end)())
+E:say("the goal at the root: the lens decodes a_0 best after layer %d (%.3f of rows); direct attention to the goal "
+  .. "token peaks in layer %d (%.3f of the path positions' mass)", goal_lens_layer, goal_lens_best, g_layer, g_best)
+
 -- ---- causal test: H1 patching of the attention output at the root ----
 -- Layer l's output at the root should depend only on the ancestor it has climbed to. The paper's
--- model moves the goal in layer 0, so layer l reads a_l; here the shift is the layer measured to
--- move the goal, and the first deduction layer is the one after it.
-local shift = g_layer
+-- model moves the goal in layer 0, so layer l reads a_l; here the shift is the layer after which
+-- the goal is at the root (by the lens when it decodes a_0 there in at least half of the rows,
+-- else by direct attention), and the first deduction layer is the one after it.
+local shift, shift_from = g_layer, "attention"
+if goal_lens_best >= 0.5 then shift, shift_from = goal_lens_layer, "lens" end
 local samples = quick and math.min(o.patch_samples, 12) or o.patch_samples
 local h1 = MX.patch_h1(model, N, { samples = samples, shift = shift })
-E:say("H1 patching (loss recovered at the root; layer l patched from a tree sharing a_(l-%d)), %d trees per cell:",
-  shift, samples)
+E:say("H1 patching (loss recovered at the root; layer l patched from a tree sharing a_(l-%d), the shift by %s), "
+  .. "%d trees per cell:", shift, shift_from, samples)
 for i, l in ipairs(h1.layers) do E:say("  layer %d: %s", l, fmt_list(h1.recovered[i], "%.2f")) end
 local first = shift + 1
 local patch_ok, short = false, {}
@@ -213,6 +227,7 @@ PL.probes(pr, E:file("probes.png"))
 E:finish {
   n_nodes = N, acc = acc, acc_by_path_length = by_len,
   edge_concat = ec, goal_attention = ga.answer, goal_attention_root = ga.root,
+  goal_lens = { layer = goal_lens_layer, fraction = goal_lens_best, shift_from = shift_from },
   role_attention = { queries = ra.queries, keys = ra.keys, mass = ra.mass, own_edge = ra.own_edge, best = ra.best },
   ancestor_attention = aa, ancestor_rows = acounts,
   logit_lens = lens.all, logit_lens_inner = lens.inner, answer_lens = lens.answer, lens_rows = lens.counts_all,
