@@ -17,7 +17,7 @@ local E = experiment.start(arg, {
   flags = {
     { "nodes", 6, "nodes per tree (the paper: 16)" },
     { "epochs", 12, "training epochs over the training split" },
-    { "examples", 50000, "examples drawn (10% held out for testing)" },
+    { "examples", 100000, "examples drawn (10% held out for testing)" },
     { "lr", 1e-3, "peak learning rate (AdamW; the rate rises over the first 5% of the steps)" },
     { "schedule", "onecycle", "learning-rate schedule: onecycle (PyTorch's OneCycleLR, as the calibration) or cosine "
       .. "(linear warm-up, cosine decay to 0)" },
