@@ -252,17 +252,31 @@ static int fire_layer(fctx *f, int layer, int k, mt_tensor **t) { return fire(f,
 #define SWAP(var, expr) do { mt_tensor *_n = (expr); mt_unref(var); var = _n; if (!var) goto fail; } while (0)
 
 /* LayerNorm with hook points for the scale and the normalized stream: the fused kernel unless
-   a hook wants one of them, then the same arithmetic in three differentiable steps (fused.c) */
+   a hook wants one of them, then the same arithmetic in three steps (fused.c). Without
+   gradients the three come from one pass (mt_ln_parts), and a step is recomputed only when a
+   hook replaced its input (or made it require a gradient); with gradients, each step is its
+   own node, so that they flow to the hooked activations. */
 static mt_tensor *layer_norm(fctx *f, mt_tensor *x, mt_tensor *w, mt_tensor *b, int id_scale, int id_norm, int layer) {
   if (!active(f, id_scale) && !active(f, id_norm)) return mt_layer_norm(x, w, b, f->c->ln_eps);
-  mt_tensor *sc = NULL, *xn = NULL, *out = NULL;
-  TRY(sc = mt_ln_scale(x, f->c->ln_eps));
+  mt_tensor *sc = NULL, *xn = NULL, *out = NULL, *before = NULL, *in[3] = {x, w, b};
+  int ok = 0, one_pass = !mt_needs_grad(3, in);
+  if (one_pass) { if (mt_ln_parts(x, w, b, f->c->ln_eps, &sc, &xn, &out)) goto fail; }
+  else TRY(sc = mt_ln_scale(x, f->c->ln_eps));
+  before = mt_ref(sc);   /* held, so that a replacement cannot reuse its address */
   if (fire(f, id_scale, layer, &sc)) goto fail;
-  TRY(xn = mt_ln_normalize(x, sc));
+  if (!one_pass || sc != before || mt_needs_grad(1, &sc)) {
+    SWAP(xn, mt_ln_normalize(x, sc));
+    mt_unref(out);
+    out = NULL;
+  }
+  mt_unref(before);
+  before = mt_ref(xn);
   if (fire(f, id_norm, layer, &xn)) goto fail;
-  out = mt_affine(xn, w, b);
+  if (!out || xn != before || mt_needs_grad(1, &xn)) SWAP(out, mt_affine(xn, w, b));
+  ok = 1;
 fail:
-  mt_unref(sc); mt_unref(xn);
+  mt_unref(sc); mt_unref(xn); mt_unref(before);
+  if (!ok) { mt_unref(out); out = NULL; }
   return out;
 }
 

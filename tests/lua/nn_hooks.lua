@@ -197,8 +197,27 @@ do
     ["blocks.1.ln2.hook_normalized"] = function(xn) return xn * 0.5 + 0.1 end }
   local with_grad = model:run_with_hooks(toks, hooks)
   local without = T.no_grad(function() return model:run_with_hooks(toks, hooks) end)
-  test.ok(maxdiff(with_grad, without) < 1e-5, "LayerNorm hook edits: the same logits with and without gradients")
+  test.is(maxdiff(with_grad, without), 0.0, "LayerNorm hook edits: the same logits, bit for bit, with and without gradients")
   test.ok(maxdiff(without, base) > 1e-3, "LayerNorm hook edits change the logits")
+  -- without gradients the hooked LayerNorm computes its steps in one pass and recomputes what a
+  -- hook replaced: identity hooks change no bit, each edit alone acts as with gradients
+  local ident = { ["blocks.0.ln1.hook_scale"] = function(sc) return sc end,
+    ["blocks.1.ln2.hook_normalized"] = function(xn) return xn end, ["ln_final.hook_scale"] = function() end }
+  test.is(maxdiff(T.no_grad(function() return model:run_with_hooks(toks, ident) end), base), 0.0,
+    "identity LayerNorm hooks without gradients: the logits bit-identical to the unhooked model")
+  for name, fn in pairs(hooks) do
+    local one = { [name] = fn }
+    test.is(maxdiff(model:run_with_hooks(toks, one), T.no_grad(function() return model:run_with_hooks(toks, one) end)), 0.0,
+      name .. " edited alone: the same bits with and without gradients")
+  end
+  -- a hook that makes its activation require a gradient in place: the gradient reaches it
+  local leaf
+  local out = model:run_with_hooks(toks, { ["blocks.0.ln1.hook_normalized"] = function(xn)
+    leaf = xn:detach():requires_grad(true)
+    return leaf
+  end })
+  out:sum():backward()
+  test.ok(leaf.grad ~= nil and leaf.grad:abs():max():item() > 0, "a hook's replacement that requires grad receives a gradient")
 end
 
 -- one head fixed: Q, K and scores exist for the learned head only, and the model equals a plain
