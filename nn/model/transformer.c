@@ -4,6 +4,7 @@
 #include "model/transformer.h"
 #include "core/ops.h"
 #include "core/autograd.h"
+#include "core/parallel.h"
 #include <math.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -326,6 +327,19 @@ static mt_tensor *fixed_pattern(int kind, mt_tensor *tokens, int causal) {
 /* the learned heads' slice of a per-head weight [H, ...] (all of it when no head is fixed) */
 static mt_tensor *learned_heads(mt_tensor *w, mt_tensor *idx) { return idx ? mt_index_select(w, 0, idx) : mt_ref(w); }
 
+/* scores [..., T, S] *= scale, and -inf above the diagonal when causal, in place */
+static void scale_mask_scores(mt_tensor *scores, float scale, int causal) {
+  int64_t S = scores->shape[scores->ndim - 1], T = scores->shape[scores->ndim - 2], R = S ? mt_numel(scores) / S : 0;
+  float *p = mt_f32(scores);
+#pragma omp parallel for schedule(static) if (mt_par_worth(2.0 * R * S))
+  for (int64_t r = 0; r < R; r++) {
+    float *row = p + r * S;
+    int64_t lim = causal ? r % (T ? T : 1) + 1 : S;
+    for (int64_t j = 0; j < S; j++) row[j] = j < lim ? row[j] * scale : -INFINITY;
+  }
+  scores->storage->version++;
+}
+
 /* hook_q ... hook_z and the output projection: x [B,T,D] -> [B,T,D] */
 static mt_tensor *attention(fctx *f, int l, mt_tensor *x, const block_weights *bw) {
   const mt_config *c = f->c;
@@ -356,7 +370,15 @@ static mt_tensor *attention(fctx *f, int l, mt_tensor *x, const block_weights *b
   if (fire_layer(f, l, H_V, &v)) goto fail;
   if (n_learned > 0) {
     TRY(scores = mt_attn_scores(q, k));       /* [B,H',T,T], unscaled */
-    if (active(f, layer_hook_id(c, l, H_SCORES))) {  /* materialise the hooked scores */
+    mt_tensor *qk[2] = {q, k};
+    if (active(f, layer_hook_id(c, l, H_SCORES)) && !mt_needs_grad(2, qk) && scores->refcount == 1 &&
+        scores->storage->refcount == 1 && mt_is_contiguous(scores)) {
+      /* without gradients the fresh scores are scaled and masked in place, in one pass: the
+         same products and -inf as the two steps below, without their two new tensors */
+      scale_mask_scores(scores, (float)(1.0 / sqrt((double)E)), c->causal);
+      if (fire_layer(f, l, H_SCORES, &scores)) goto fail;
+      TRY(pattern = mt_attn_softmax(scores, 1.0, c->causal));
+    } else if (active(f, layer_hook_id(c, l, H_SCORES))) {  /* materialise the hooked scores */
       TRY(tmp = mt_scalar(MT_F32, 1.0 / sqrt((double)E)));
       SWAP(scores, mt_binary(MT_MUL, scores, tmp));
       if (c->causal) {

@@ -191,6 +191,41 @@ do
   test.close(pat:sum(4), 1, 1e-5, "the masked pattern still sums to 1")
 end
 
+-- the hooked scores without gradients (scaled and masked in place) are the bits of the two steps
+-- taken with gradients, and q k^T / sqrt(d_head) with -inf above the diagonal, causal or not
+for _, causal in ipairs({ true, false }) do
+  local c2 = {}
+  for k, v in pairs(cfg) do c2[k] = v end
+  c2.causal = causal
+  T.seed(11)
+  local m2 = nn.transformer(c2)
+  local _, with_grad = m2:run_with_cache(toks, "hook_attn_scores")
+  local _, without = T.no_grad(function() return m2:run_with_cache(toks, "attn") end)
+  local what = causal and "causal" or "bidirectional"
+  for l = 0, 1 do
+    local name = "blocks." .. l .. ".attn.hook_attn_scores"
+    local s0, s1 = with_grad[name]:detach(), without[name]
+    test.is(s0:eq(s1):sum():item(), s0:numel(), what .. " " .. name .. ": the same bits with and without gradients (-inf included)")
+    local q = without["blocks." .. l .. ".attn.hook_q"]:permute(1, 3, 2, 4)   -- [B, H, T, E]
+    local k = without["blocks." .. l .. ".attn.hook_k"]:permute(1, 3, 4, 2)   -- [B, H, E, S]
+    local ref = q:matmul(k) / math.sqrt(8)
+    if causal then
+      local above = T.zeros(6, 6)
+      for i = 1, 6 do for j = i + 1, 6 do above[i][j] = 1 end end
+      ref = ref:masked_fill(above, -math.huge)
+      test.is(s1:eq(-math.huge):sum():item(), 3 * 2 * 15,
+        what .. " " .. name .. ": -inf exactly at the 15 (query, later key) pairs of each batch row and head")
+    else
+      test.is(s1:eq(-math.huge):sum():item(), 0, what .. " " .. name .. ": no score is -inf")
+    end
+    test.ok(maxdiff(s1:masked_fill(s1:eq(-math.huge), 0), ref:masked_fill(ref:eq(-math.huge), 0)) < 1e-5,
+      what .. " " .. name .. ": q k^T / sqrt(d_head)")
+  end
+  local unhooked = T.no_grad(function() return m2:forward(toks) end)
+  test.is(maxdiff(T.no_grad(function() return m2:run_with_hooks(toks, { ["blocks.1.attn.hook_attn_scores"] = function() end })
+  end), unhooked), 0.0, what .. ": an observing hook on the scores without gradients changes no bit of the logits")
+end
+
 -- editing hook_scale and hook_normalized acts the same with and without gradients
 do
   local hooks = { ["blocks.0.ln1.hook_scale"] = function(sc) return sc * 2 end,
