@@ -32,6 +32,16 @@ static int l_affine(lua_State *L) {
   milua_pushtensor(L, mt_affine(milua_checktensor(L, 1), milua_checktensor(L, 2), milua_checktensor(L, 3)));
   return 1;
 }
+static int l_ln_parts(lua_State *L) {   /* nn.ln_parts(x, w, b [, eps]) -> scale, xn, y */
+  mt_tensor *sc, *xn, *y;
+  if (mt_ln_parts(milua_checktensor(L, 1), milua_checktensor(L, 2), milua_checktensor(L, 3), luaL_optnumber(L, 4, 1e-5),
+                  &sc, &xn, &y))
+    return milua_coreerror(L);
+  milua_pushtensor(L, sc);
+  milua_pushtensor(L, xn);
+  milua_pushtensor(L, y);
+  return 3;
+}
 static int l_linear(lua_State *L) {
   milua_pushtensor(L, mt_linear(milua_checktensor(L, 1), milua_checktensor(L, 2), milua_checktensor(L, 3)));
   return 1;
@@ -51,7 +61,7 @@ static int l_attn_apply(lua_State *L) {
 
 static const luaL_Reg fns[] = {{"cross_entropy", l_cross_entropy}, {"mse", l_mse}, {"layer_norm", l_layer_norm},
                                {"ln_scale", l_ln_scale}, {"ln_normalize", l_ln_normalize},
-                               {"affine", l_affine}, {"linear", l_linear}, {"attn_scores", l_attn_scores}, {"attn_softmax", l_attn_softmax},
+                               {"affine", l_affine}, {"ln_parts", l_ln_parts}, {"linear", l_linear}, {"attn_scores", l_attn_scores}, {"attn_softmax", l_attn_softmax},
                                {"attn_apply", l_attn_apply}, {NULL, NULL}};
 
 void mb_register_model(lua_State *L);   /* bindings/model.c */

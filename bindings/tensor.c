@@ -30,16 +30,25 @@ void milua_gcpace(lua_State *L) {
   /* The Lua collector paces itself by the Lua heap, where a tensor is an 8-byte
      userdata, so on its own it lets tens of megabytes of dead tensors pile up
      between cycles. A full collection whenever native memory has doubled since
-     the last one, or grown by 8 MB if that is more, keeps the dead bytes to the
-     size of the working set; the Lua heap is small, so a collection is cheap
-     (tens of microseconds for a training loop's). After it, the heap's free pages go
-     back to the system, so that the resident size follows what is in use. */
-  static size_t threshold = GC_FLOOR;
-  if (mt_live_bytes() > threshold) {
+     the last one (or grown by 8 MB if that is more), or whenever as many bytes
+     have been allocated since the last one as were live after it: the first
+     bounds the dead bytes by the working set; the second keeps a loop that drops
+     a tensor per step (the logits of a training step) from growing its memory by
+     that tensor every step until the first triggers, which a training loop, whose
+     live bytes peak at the same point every step, would only reach after as many
+     steps as fit the working set. A collection of a small Lua heap is cheap (tens
+     of microseconds for a training loop's), and it comes once per working set's
+     worth of allocation. After it, the heap's free pages go back to the system,
+     so that the resident size follows what is in use. */
+  static size_t threshold = GC_FLOOR, since = GC_FLOOR, total_then;
+  size_t total = mt_total_allocated();
+  if (mt_live_bytes() > threshold || total - total_then > since) {
     lua_gc(L, LUA_GCCOLLECT, 0);
     mt_trim_heap();
     size_t live = mt_live_bytes();
     threshold = live + (live > GC_FLOOR ? live : GC_FLOOR);
+    since = live > GC_FLOOR ? live : GC_FLOOR;
+    total_then = total;
   }
 }
 

@@ -85,6 +85,9 @@ mt_tensor *mt_linear(mt_tensor *x, mt_tensor *W, mt_tensor *b);
 mt_tensor *mt_ln_scale(mt_tensor *x, double eps);
 mt_tensor *mt_ln_normalize(mt_tensor *x, mt_tensor *scale);
 mt_tensor *mt_affine(mt_tensor *x, mt_tensor *w, mt_tensor *b);
+/* the three steps in one pass, the same bits, when no input needs a gradient (else an error):
+   *scale, *xn, *y set; 0 on success, -1 with the error set */
+int mt_ln_parts(mt_tensor *x, mt_tensor *w, mt_tensor *b, double eps, mt_tensor **scale, mt_tensor **xn, mt_tensor **y);
 /* unscaled attention scores [B,H,T,S] from q [B,T,H,E] and k [B,S,H,E] */
 mt_tensor *mt_attn_scores(mt_tensor *q, mt_tensor *k);
 /* softmax(scores * scale) over the last dim, keys after the query masked when causal */

@@ -4,6 +4,7 @@
 #include "model/transformer.h"
 #include "core/ops.h"
 #include "core/autograd.h"
+#include "core/parallel.h"
 #include <math.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -252,17 +253,31 @@ static int fire_layer(fctx *f, int layer, int k, mt_tensor **t) { return fire(f,
 #define SWAP(var, expr) do { mt_tensor *_n = (expr); mt_unref(var); var = _n; if (!var) goto fail; } while (0)
 
 /* LayerNorm with hook points for the scale and the normalized stream: the fused kernel unless
-   a hook wants one of them, then the same arithmetic in three differentiable steps (fused.c) */
+   a hook wants one of them, then the same arithmetic in three steps (fused.c). Without
+   gradients the three come from one pass (mt_ln_parts), and a step is recomputed only when a
+   hook replaced its input (or made it require a gradient); with gradients, each step is its
+   own node, so that they flow to the hooked activations. */
 static mt_tensor *layer_norm(fctx *f, mt_tensor *x, mt_tensor *w, mt_tensor *b, int id_scale, int id_norm, int layer) {
   if (!active(f, id_scale) && !active(f, id_norm)) return mt_layer_norm(x, w, b, f->c->ln_eps);
-  mt_tensor *sc = NULL, *xn = NULL, *out = NULL;
-  TRY(sc = mt_ln_scale(x, f->c->ln_eps));
+  mt_tensor *sc = NULL, *xn = NULL, *out = NULL, *before = NULL, *in[3] = {x, w, b};
+  int ok = 0, one_pass = !mt_needs_grad(3, in);
+  if (one_pass) { if (mt_ln_parts(x, w, b, f->c->ln_eps, &sc, &xn, &out)) goto fail; }
+  else TRY(sc = mt_ln_scale(x, f->c->ln_eps));
+  before = mt_ref(sc);   /* held, so that a replacement cannot reuse its address */
   if (fire(f, id_scale, layer, &sc)) goto fail;
-  TRY(xn = mt_ln_normalize(x, sc));
+  if (!one_pass || sc != before || mt_needs_grad(1, &sc)) {
+    SWAP(xn, mt_ln_normalize(x, sc));
+    mt_unref(out);
+    out = NULL;
+  }
+  mt_unref(before);
+  before = mt_ref(xn);
   if (fire(f, id_norm, layer, &xn)) goto fail;
-  out = mt_affine(xn, w, b);
+  if (!out || xn != before || mt_needs_grad(1, &xn)) SWAP(out, mt_affine(xn, w, b));
+  ok = 1;
 fail:
-  mt_unref(sc); mt_unref(xn);
+  mt_unref(sc); mt_unref(xn); mt_unref(before);
+  if (!ok) { mt_unref(out); out = NULL; }
   return out;
 }
 
@@ -312,6 +327,19 @@ static mt_tensor *fixed_pattern(int kind, mt_tensor *tokens, int causal) {
 /* the learned heads' slice of a per-head weight [H, ...] (all of it when no head is fixed) */
 static mt_tensor *learned_heads(mt_tensor *w, mt_tensor *idx) { return idx ? mt_index_select(w, 0, idx) : mt_ref(w); }
 
+/* scores [..., T, S] *= scale, and -inf above the diagonal when causal, in place */
+static void scale_mask_scores(mt_tensor *scores, float scale, int causal) {
+  int64_t S = scores->shape[scores->ndim - 1], T = scores->shape[scores->ndim - 2], R = S ? mt_numel(scores) / S : 0;
+  float *p = mt_f32(scores);
+#pragma omp parallel for schedule(static) if (mt_par_worth(2.0 * R * S))
+  for (int64_t r = 0; r < R; r++) {
+    float *row = p + r * S;
+    int64_t lim = causal ? r % (T ? T : 1) + 1 : S;
+    for (int64_t j = 0; j < S; j++) row[j] = j < lim ? row[j] * scale : -INFINITY;
+  }
+  scores->storage->version++;
+}
+
 /* hook_q ... hook_z and the output projection: x [B,T,D] -> [B,T,D] */
 static mt_tensor *attention(fctx *f, int l, mt_tensor *x, const block_weights *bw) {
   const mt_config *c = f->c;
@@ -342,7 +370,15 @@ static mt_tensor *attention(fctx *f, int l, mt_tensor *x, const block_weights *b
   if (fire_layer(f, l, H_V, &v)) goto fail;
   if (n_learned > 0) {
     TRY(scores = mt_attn_scores(q, k));       /* [B,H',T,T], unscaled */
-    if (active(f, layer_hook_id(c, l, H_SCORES))) {  /* materialise the hooked scores */
+    mt_tensor *qk[2] = {q, k};
+    if (active(f, layer_hook_id(c, l, H_SCORES)) && !mt_needs_grad(2, qk) && scores->refcount == 1 &&
+        scores->storage->refcount == 1 && mt_is_contiguous(scores)) {
+      /* without gradients the fresh scores are scaled and masked in place, in one pass: the
+         same products and -inf as the two steps below, without their two new tensors */
+      scale_mask_scores(scores, (float)(1.0 / sqrt((double)E)), c->causal);
+      if (fire_layer(f, l, H_SCORES, &scores)) goto fail;
+      TRY(pattern = mt_attn_softmax(scores, 1.0, c->causal));
+    } else if (active(f, layer_hook_id(c, l, H_SCORES))) {  /* materialise the hooked scores */
       TRY(tmp = mt_scalar(MT_F32, 1.0 / sqrt((double)E)));
       SWAP(scores, mt_binary(MT_MUL, scores, tmp));
       if (c->causal) {

@@ -18,6 +18,7 @@ nn.mse = core.mse
 --- The transformer's fused kernels, one by one (each with its own backward):
 --- nn.layer_norm(x, w, b [, eps]) over the last dim, or step by step (the model's hooked path):
 --- nn.ln_scale(x [, eps]) -> [..., 1], nn.ln_normalize(x, scale), nn.affine(xn, w, b);
+--- nn.ln_parts(x, w, b [, eps]) -> scale, xn, y: the three in one pass, without gradients;
 --- nn.linear(x, W, b) with W [K, N] or per-head [H, K, E];
 --- nn.attn_scores(q, k) -> [B,H,T,S] unscaled, from q [B,T,H,E] and k [B,S,H,E];
 --- nn.attn_softmax(scores, scale [, causal]) -> pattern; nn.attn_apply(pattern, v) -> z [B,T,H,E]
@@ -25,6 +26,7 @@ nn.layer_norm = core.layer_norm
 nn.ln_scale = core.ln_scale
 nn.ln_normalize = core.ln_normalize
 nn.affine = core.affine
+nn.ln_parts = core.ln_parts
 nn.linear = core.linear
 nn.attn_scores = core.attn_scores
 nn.attn_softmax = core.attn_softmax

@@ -191,14 +191,68 @@ do
   test.close(pat:sum(4), 1, 1e-5, "the masked pattern still sums to 1")
 end
 
+-- the hooked scores without gradients (scaled and masked in place) are the bits of the two steps
+-- taken with gradients, and q k^T / sqrt(d_head) with -inf above the diagonal, causal or not
+for _, causal in ipairs({ true, false }) do
+  local c2 = {}
+  for k, v in pairs(cfg) do c2[k] = v end
+  c2.causal = causal
+  T.seed(11)
+  local m2 = nn.transformer(c2)
+  local _, with_grad = m2:run_with_cache(toks, "hook_attn_scores")
+  local _, without = T.no_grad(function() return m2:run_with_cache(toks, "attn") end)
+  local what = causal and "causal" or "bidirectional"
+  for l = 0, 1 do
+    local name = "blocks." .. l .. ".attn.hook_attn_scores"
+    local s0, s1 = with_grad[name]:detach(), without[name]
+    test.is(s0:eq(s1):sum():item(), s0:numel(), what .. " " .. name .. ": the same bits with and without gradients (-inf included)")
+    local q = without["blocks." .. l .. ".attn.hook_q"]:permute(1, 3, 2, 4)   -- [B, H, T, E]
+    local k = without["blocks." .. l .. ".attn.hook_k"]:permute(1, 3, 4, 2)   -- [B, H, E, S]
+    local ref = q:matmul(k) / math.sqrt(8)
+    if causal then
+      local above = T.zeros(6, 6)
+      for i = 1, 6 do for j = i + 1, 6 do above[i][j] = 1 end end
+      ref = ref:masked_fill(above, -math.huge)
+      test.is(s1:eq(-math.huge):sum():item(), 3 * 2 * 15,
+        what .. " " .. name .. ": -inf exactly at the 15 (query, later key) pairs of each batch row and head")
+    else
+      test.is(s1:eq(-math.huge):sum():item(), 0, what .. " " .. name .. ": no score is -inf")
+    end
+    test.ok(maxdiff(s1:masked_fill(s1:eq(-math.huge), 0), ref:masked_fill(ref:eq(-math.huge), 0)) < 1e-5,
+      what .. " " .. name .. ": q k^T / sqrt(d_head)")
+  end
+  local unhooked = T.no_grad(function() return m2:forward(toks) end)
+  test.is(maxdiff(T.no_grad(function() return m2:run_with_hooks(toks, { ["blocks.1.attn.hook_attn_scores"] = function() end })
+  end), unhooked), 0.0, what .. ": an observing hook on the scores without gradients changes no bit of the logits")
+end
+
 -- editing hook_scale and hook_normalized acts the same with and without gradients
 do
   local hooks = { ["blocks.0.ln1.hook_scale"] = function(sc) return sc * 2 end,
     ["blocks.1.ln2.hook_normalized"] = function(xn) return xn * 0.5 + 0.1 end }
   local with_grad = model:run_with_hooks(toks, hooks)
   local without = T.no_grad(function() return model:run_with_hooks(toks, hooks) end)
-  test.ok(maxdiff(with_grad, without) < 1e-5, "LayerNorm hook edits: the same logits with and without gradients")
+  test.is(maxdiff(with_grad, without), 0.0, "LayerNorm hook edits: the same logits, bit for bit, with and without gradients")
   test.ok(maxdiff(without, base) > 1e-3, "LayerNorm hook edits change the logits")
+  -- without gradients the hooked LayerNorm computes its steps in one pass and recomputes what a
+  -- hook replaced: identity hooks change no bit, each edit alone acts as with gradients
+  local ident = { ["blocks.0.ln1.hook_scale"] = function(sc) return sc end,
+    ["blocks.1.ln2.hook_normalized"] = function(xn) return xn end, ["ln_final.hook_scale"] = function() end }
+  test.is(maxdiff(T.no_grad(function() return model:run_with_hooks(toks, ident) end), base), 0.0,
+    "identity LayerNorm hooks without gradients: the logits bit-identical to the unhooked model")
+  for name, fn in pairs(hooks) do
+    local one = { [name] = fn }
+    test.is(maxdiff(model:run_with_hooks(toks, one), T.no_grad(function() return model:run_with_hooks(toks, one) end)), 0.0,
+      name .. " edited alone: the same bits with and without gradients")
+  end
+  -- a hook that makes its activation require a gradient in place: the gradient reaches it
+  local leaf
+  local out = model:run_with_hooks(toks, { ["blocks.0.ln1.hook_normalized"] = function(xn)
+    leaf = xn:detach():requires_grad(true)
+    return leaf
+  end })
+  out:sum():backward()
+  test.ok(leaf.grad ~= nil and leaf.grad:abs():max():item() > 0, "a hook's replacement that requires grad receives a gradient")
 end
 
 -- one head fixed: Q, K and scores exist for the learned head only, and the model equals a plain

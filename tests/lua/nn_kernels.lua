@@ -47,6 +47,30 @@ do
   test.throws(function() nn.affine(x, P(7), b) end, "affine: needs float32 x [..., D], w [D] and b [D]",
     "affine: a weight of the wrong size is named")
   test.throws(function() nn.ln_scale(T.ones(3):int()) end, "ln_scale: needs a float32 tensor", "ln_scale: an int tensor is refused")
+
+  -- the three steps in one pass (the hooked LayerNorm without gradients): the same bits as each
+  -- step, for several widths and eps, also on a non-contiguous input
+  T.no_grad(function()
+    for _, D in ipairs({ 1, 7, 64, 130 }) do
+      local xd, wd, bd = T.randn(4, 9, D) * 3 + 1, T.randn(D), T.randn(D)
+      for _, eps in ipairs({ 1e-5, 0.3 }) do
+        local s1, n1, y1 = nn.ln_parts(xd, wd, bd, eps)
+        local s0 = nn.ln_scale(xd, eps)
+        local n0 = nn.ln_normalize(xd, s0)
+        test.is({ maxdiff(s1, s0), maxdiff(n1, n0), maxdiff(y1, nn.affine(n0, wd, bd)) }, { 0, 0, 0 },
+          string.format("ln_parts (D %d, eps %g): scale, normalized and output bit-identical to the three steps", D, eps))
+      end
+    end
+    local xt = T.randn(6, 5):t()   -- [5, 6], strided
+    local s1, n1, y1 = nn.ln_parts(xt, T.ones(6), T.zeros(6))
+    test.is(maxdiff(y1, nn.layer_norm(xt:contiguous(), T.ones(6), T.zeros(6))), 0.0,
+      "ln_parts on a transposed input equals layer_norm on its contiguous copy")
+    test.is(s1:shape(), { 5, 1 }, "ln_parts: the scale is [..., 1]")
+  end)
+  test.throws(function() nn.ln_parts(x, w, b) end, "ln_parts: computes no gradients",
+    "ln_parts refuses inputs that need gradients (it builds no graph)")
+  test.throws(function() T.no_grad(function() return nn.ln_parts(T.ones(2, 8), T.ones(7), T.ones(8)) end) end,
+    "ln_parts: needs float32 x [..., D], w [D] and b [D]", "ln_parts: a weight of the wrong size is named")
 end
 
 -- ---- linear, plain and per-head ----

@@ -131,6 +131,27 @@ do
   test.is(settle(), before, "and all released")
 end
 
+-- a training loop's pattern: the live bytes peak at the same height every step (activations,
+-- released by the end of the step) and a 1 MB tensor per step is dropped for the collector (the
+-- logits). A collection comes once as many bytes have been allocated as were live after the
+-- last one, so the dropped tensors do not pile up until the peak doubles (that took 40 steps).
+do
+  local before = settle()
+  collectgarbage("stop")
+  local weights = T.zeros(4 * MB)   -- 16 MB held throughout
+  local most = 0
+  for _ = 1, 100 do
+    local activations <close> = T.zeros(6 * MB)   -- 24 MB, released at the end of the step
+    local logits = T.zeros(MB // 4)
+    most = math.max(most, T.live_bytes() - before - 40 * MB)
+  end
+  collectgarbage("restart")
+  test.ok(most <= 8 * MB, string.format("100 steps peaking at 40 MB live, a dead 1 MB tensor each: at most %.0f MB " ..
+    "of them held at once (bound 8 MB)", most / MB))
+  weights = nil
+  test.is(settle(), before, "and all released")
+end
+
 -- the buffer cache keeps a freed buffer for reuse, and forgets it once two epochs of allocation
 -- (each at least 64 MB) pass without anyone asking for its size
 do
