@@ -4,8 +4,10 @@
 #include "tensor_priv.h"
 #include "core/ops.h"
 #include "core/autograd.h"
+#include <limits.h>
 #include <math.h>
 #include <string.h>
+#include <unistd.h>
 
 #define SELF milua_checktensor(L, 1)
 #define PUSH(expr) do { milua_pushtensor(L, (expr)); return 1; } while (0)
@@ -91,13 +93,37 @@ static void totable_rec(lua_State *L, mt_tensor *t, int d, int64_t off) {
     return;
   }
   luaL_checkstack(L, 4, "totable");
-  lua_createtable(L, (int)t->shape[d], 0);
+  lua_createtable(L, (int)t->shape[d], 0);   /* m_totable bounded every size by INT_MAX */
   for (int64_t i = 0; i < t->shape[d]; i++) {
     totable_rec(L, t, d + 1, off + i * t->stride[d]);
     lua_rawseti(L, -2, i + 1);
   }
 }
-static int m_totable(lua_State *L) { mt_tensor *t = SELF; totable_rec(L, t, 0, t->offset); return 1; }
+
+/* a Lua 5.4 array slot: an 8-byte value and its tag, padded to 16 bytes (a lower bound:
+   the inner tables' headers come on top) */
+#define LUA_SLOT_BYTES 16
+
+/* The nested table is built one number at a time, so a size that cannot fit is refused
+   before the first one rather than after minutes of growth: an expanded view costs no
+   memory as a tensor (x:expand(2^40) is legal) but 16 bytes an element as Lua numbers. */
+static int m_totable(lua_State *L) {
+  mt_tensor *t = SELF;
+  int64_t n = mt_numel(t);
+  char s[128];
+  if (n > INT_MAX)   /* also bounds each size, the array length lua_createtable takes */
+    return luaL_error(L, "totable: a tensor %s of %I elements is too large for a Lua table (at most %d elements)",
+                      mt_shape_str(t, s, sizeof s), (lua_Integer)n, INT_MAX);
+  long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+  uint64_t need = (uint64_t)n * LUA_SLOT_BYTES;
+  uint64_t have = pages > 0 && page > 0 ? (uint64_t)pages * (uint64_t)page : 0;
+  if (have && need > have)
+    return luaL_error(L, "totable: out of memory: a tensor %s of %I elements needs at least %I bytes as Lua numbers, "
+                      "more than the %I bytes of this machine", mt_shape_str(t, s, sizeof s), (lua_Integer)n,
+                      (lua_Integer)need, (lua_Integer)have);
+  totable_rec(L, t, 0, t->offset);
+  return 1;
+}
 
 /* ---- conversion, copies ---- */
 static int m_float(lua_State *L) { mt_tensor *t = SELF; PUSH(t->dtype == MT_F32 ? mt_ref(t) : mt_cast(t, MT_F32)); }
