@@ -104,9 +104,24 @@ static void totable_rec(lua_State *L, mt_tensor *t, int d, int64_t off) {
    the inner tables' headers come on top) */
 #define LUA_SLOT_BYTES 16
 
-/* The nested table is built one number at a time, so a size that cannot fit is refused
-   before the first one rather than after minutes of growth: an expanded view costs no
-   memory as a tensor (x:expand(2^40) is legal) but 16 bytes an element as Lua numbers. */
+/* the machine's physical memory in bytes, 0 if unknown */
+static uint64_t physical_bytes(void) {
+  long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+  return pages > 0 && page > 0 ? (uint64_t)pages * (uint64_t)page : 0;
+}
+
+/* The most numbers Lua tables built here may hold: INT_MAX (a table's array, and the length
+   lua_createtable takes), and no more slots than the physical memory. Such tables grow one
+   number at a time, so a size past this would run for minutes and gigabytes before failing;
+   totable and the data generators refuse it before the first number. */
+static lua_Integer max_table_numbers(void) {
+  uint64_t slots = physical_bytes() / LUA_SLOT_BYTES;
+  return slots && slots < (uint64_t)INT_MAX ? (lua_Integer)slots : INT_MAX;
+}
+static int f_max_table_numbers(lua_State *L) { lua_pushinteger(L, max_table_numbers()); return 1; }
+
+/* An expanded view costs no memory as a tensor (x:expand(2^40) is legal) but 16 bytes an
+   element as Lua numbers. */
 static int m_totable(lua_State *L) {
   mt_tensor *t = SELF;
   int64_t n = mt_numel(t);
@@ -114,13 +129,10 @@ static int m_totable(lua_State *L) {
   if (n > INT_MAX)   /* also bounds each size, the array length lua_createtable takes */
     return luaL_error(L, "totable: a tensor %s of %I elements is too large for a Lua table (at most %d elements)",
                       mt_shape_str(t, s, sizeof s), (lua_Integer)n, INT_MAX);
-  long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
-  uint64_t need = (uint64_t)n * LUA_SLOT_BYTES;
-  uint64_t have = pages > 0 && page > 0 ? (uint64_t)pages * (uint64_t)page : 0;
-  if (have && need > have)
+  if (n > max_table_numbers())
     return luaL_error(L, "totable: out of memory: a tensor %s of %I elements needs at least %I bytes as Lua numbers, "
                       "more than the %I bytes of this machine", mt_shape_str(t, s, sizeof s), (lua_Integer)n,
-                      (lua_Integer)need, (lua_Integer)have);
+                      (lua_Integer)(n * LUA_SLOT_BYTES), (lua_Integer)physical_bytes());
   totable_rec(L, t, 0, t->offset);
   return 1;
 }
@@ -508,4 +520,5 @@ void mb_register_functions(lua_State *L) {
   lua_pushcfunction(L, f_stack); lua_setfield(L, -2, "stack");
   lua_pushcfunction(L, f_where); lua_setfield(L, -2, "where");
   lua_pushcfunction(L, m_one_hot); lua_setfield(L, -2, "one_hot");
+  lua_pushcfunction(L, f_max_table_numbers); lua_setfield(L, -2, "max_table_numbers");
 }
