@@ -1,7 +1,8 @@
--- Huge views: x:expand(2^40) is legal and costs no memory (every element shares one), so a
--- call that reads every element from Lua must refuse it or summarize it at once, not loop
--- for hours while a Lua table grows by gigabytes (binding fuzz sequence 1796186869 did so
--- through totable). Each case runs in a child milua under `timeout`, and, outside the
+-- Huge views and counts: x:expand(2^40) is legal and costs no memory (every element shares
+-- one), so a call that reads every element from Lua must refuse it or summarize it at once,
+-- not loop for hours while a Lua table grows by gigabytes (binding fuzz sequence 1796186869
+-- did so through totable); the data generators, which build their rows as Lua tables, refuse
+-- a batch too large for them the same way (T.max_table_numbers() is the bound). Each case runs in a child milua under `timeout`, and, outside the
 -- sanitized build (whose shadow memory needs an unlimited address space), under a 4 GB
 -- `ulimit -v`: a regression fails here instead of hanging the suite or eating the machine.
 local test = require "milua.test"
@@ -63,6 +64,8 @@ if mi then
   mi:close()
   test.ok(kb ~= nil, "MemTotal is in /proc/meminfo")
   local bytes = (kb or 0) * 1024
+  test.is(T.max_table_numbers(), math.min(INT_MAX, bytes // 16),
+    "T.max_table_numbers() is the smaller of 2^31 - 1 and MemTotal / 16 bytes")
   local n = bytes // 16 + 1   -- the fewest elements that do not fit
   if n <= INT_MAX then
     refused(string.format("T.tensor(1.5):expand(%d):totable()", n),
@@ -74,6 +77,20 @@ if mi then
       .. INT_MAX .. " elements, refused by the count bound tested above")
     refused(string.format("T.tensor(1.5):expand(%d):totable()", n), "too large for a Lua table",
       "totable beyond the memory bound is refused (by the count bound on this machine)")
+  end
+end
+
+-- the data generators: a batch of more numbers than that is refused before the first draw,
+-- whether the count is a typo of 2^40 or the first size past the bound
+local max = T.max_table_numbers()
+for _, c in ipairs({
+  { "require('milua.data.addition').batch(%d, 2)", 9, "addition.batch: a batch of %d examples of 9 tokens is more numbers than Lua tables hold on this machine (T.max_table_numbers() = %d)" },
+  { "require('milua.data.lego').batch(%d, 3)", 17, "lego.batch: a batch of %d examples of 17 tokens is more numbers than Lua tables hold on this machine (T.max_table_numbers() = %d)" },
+  { "require('milua.data.tree_paths').dataset(%d, 4)", 18, "tree_paths.dataset: %d examples of 18 tokens are more numbers than Lua tables hold on this machine (T.max_table_numbers() = %d)" },
+}) do
+  for _, count in ipairs({ 1 << 40, max // c[2] + 1 }) do
+    local call = string.format(c[1], count)
+    refused(call, string.format(c[3], count, max), call .. " is refused at once")
   end
 end
 
