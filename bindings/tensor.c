@@ -381,14 +381,28 @@ static void print_rec(const mt_tensor *t, int d, int64_t off, pctx *c, int inden
   luaL_addchar(c->b, ']');
 }
 
-/* choose one number format for the whole tensor, as PyTorch does */
+/* the next index, in row-major order, of an element that is printed: with elision, each
+   dim longer than 2 * edge shows only its first and last edge indices. 0 after the last. */
+static int next_shown(const mt_tensor *t, const pctx *c, int64_t *idx) {
+  for (int d = t->ndim - 1; d >= 0; d--) {
+    int64_t n = t->shape[d];
+    if (++idx[d] == c->edge && c->edge > 0 && n > 2 * c->edge) idx[d] = n - c->edge;
+    if (idx[d] < n) return 1;
+    idx[d] = 0;
+  }
+  return 0;
+}
+
+/* choose one number format for the printed elements, as PyTorch does (it formats a
+   summarized tensor by its summary): the elided middle of a large tensor, or of an
+   expanded view of 2^40 elements, is never read */
 static void choose_format(const mt_tensor *t, pctx *c) {
-  int64_t n = mt_numel(t);
   if (t->dtype == MT_I32) c->fmt = "%d";
   double mx = 0, mn = INFINITY;
   int allint = 1;
+  int any = mt_numel(t) > 0;
   int64_t idx[MT_MAXDIM] = {0};
-  for (int64_t k = 0; k < n; k++) {
+  for (int more = any; more; more = next_shown(t, c, idx)) {
     double v = mt_get(t, idx);
     if (isfinite(v)) {
       double a = fabs(v);
@@ -396,7 +410,6 @@ static void choose_format(const mt_tensor *t, pctx *c) {
       if (a > 0 && a < mn) mn = a;
       if (v != floor(v)) allint = 0;
     }
-    for (int d = t->ndim - 1; d >= 0; d--) { if (++idx[d] < t->shape[d]) break; idx[d] = 0; }
   }
   if (t->dtype == MT_F32) {
     if (allint && mx < 1e8) c->fmt = "%.0f.";
@@ -407,12 +420,11 @@ static void choose_format(const mt_tensor *t, pctx *c) {
   c->width = 1;
   char buf[64];
   memset(idx, 0, sizeof idx);
-  for (int64_t k = 0; k < n; k++) {
+  for (int more = any; more; more = next_shown(t, c, idx)) {
     int64_t off = t->offset;
     for (int d = 0; d < t->ndim; d++) off += idx[d] * t->stride[d];
     fmt_value(t, off, c, buf, sizeof buf);
     if ((int)strlen(buf) > c->width) c->width = (int)strlen(buf);
-    for (int d = t->ndim - 1; d >= 0; d--) { if (++idx[d] < t->shape[d]) break; idx[d] = 0; }
   }
 }
 

@@ -4,8 +4,10 @@
 #include "tensor_priv.h"
 #include "core/ops.h"
 #include "core/autograd.h"
+#include <limits.h>
 #include <math.h>
 #include <string.h>
+#include <unistd.h>
 
 #define SELF milua_checktensor(L, 1)
 #define PUSH(expr) do { milua_pushtensor(L, (expr)); return 1; } while (0)
@@ -91,13 +93,49 @@ static void totable_rec(lua_State *L, mt_tensor *t, int d, int64_t off) {
     return;
   }
   luaL_checkstack(L, 4, "totable");
-  lua_createtable(L, (int)t->shape[d], 0);
+  lua_createtable(L, (int)t->shape[d], 0);   /* m_totable bounded every size by INT_MAX */
   for (int64_t i = 0; i < t->shape[d]; i++) {
     totable_rec(L, t, d + 1, off + i * t->stride[d]);
     lua_rawseti(L, -2, i + 1);
   }
 }
-static int m_totable(lua_State *L) { mt_tensor *t = SELF; totable_rec(L, t, 0, t->offset); return 1; }
+
+/* a Lua 5.4 array slot: an 8-byte value and its tag, padded to 16 bytes (a lower bound:
+   the inner tables' headers come on top) */
+#define LUA_SLOT_BYTES 16
+
+/* the machine's physical memory in bytes, 0 if unknown */
+static uint64_t physical_bytes(void) {
+  long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+  return pages > 0 && page > 0 ? (uint64_t)pages * (uint64_t)page : 0;
+}
+
+/* The most numbers Lua tables built here may hold: INT_MAX (a table's array, and the length
+   lua_createtable takes), and no more slots than the physical memory. Such tables grow one
+   number at a time, so a size past this would run for minutes and gigabytes before failing;
+   totable and the data generators refuse it before the first number. */
+static lua_Integer max_table_numbers(void) {
+  uint64_t slots = physical_bytes() / LUA_SLOT_BYTES;
+  return slots && slots < (uint64_t)INT_MAX ? (lua_Integer)slots : INT_MAX;
+}
+static int f_max_table_numbers(lua_State *L) { lua_pushinteger(L, max_table_numbers()); return 1; }
+
+/* An expanded view costs no memory as a tensor (x:expand(2^40) is legal) but 16 bytes an
+   element as Lua numbers. */
+static int m_totable(lua_State *L) {
+  mt_tensor *t = SELF;
+  int64_t n = mt_numel(t);
+  char s[128];
+  if (n > INT_MAX)   /* also bounds each size, the array length lua_createtable takes */
+    return luaL_error(L, "totable: a tensor %s of %I elements is too large for a Lua table (at most %d elements)",
+                      mt_shape_str(t, s, sizeof s), (lua_Integer)n, INT_MAX);
+  if (n > max_table_numbers())
+    return luaL_error(L, "totable: out of memory: a tensor %s of %I elements needs at least %I bytes as Lua numbers, "
+                      "more than the %I bytes of this machine", mt_shape_str(t, s, sizeof s), (lua_Integer)n,
+                      (lua_Integer)(n * LUA_SLOT_BYTES), (lua_Integer)physical_bytes());
+  totable_rec(L, t, 0, t->offset);
+  return 1;
+}
 
 /* ---- conversion, copies ---- */
 static int m_float(lua_State *L) { mt_tensor *t = SELF; PUSH(t->dtype == MT_F32 ? mt_ref(t) : mt_cast(t, MT_F32)); }
@@ -482,4 +520,5 @@ void mb_register_functions(lua_State *L) {
   lua_pushcfunction(L, f_stack); lua_setfield(L, -2, "stack");
   lua_pushcfunction(L, f_where); lua_setfield(L, -2, "where");
   lua_pushcfunction(L, m_one_hot); lua_setfield(L, -2, "one_hot");
+  lua_pushcfunction(L, f_max_table_numbers); lua_setfield(L, -2, "max_table_numbers");
 }

@@ -153,9 +153,16 @@ function M.parse_values(flag, text)
     local a, b = item:match("^(%-?%d+)%.%.(%-?%d+)$")
     local list
     if a then
-      a, b = math.tointeger(tonumber(a)), math.tointeger(tonumber(b))
+      local ai, bi = math.tointeger(tonumber(a)), math.tointeger(tonumber(b))
+      if not ai or not bi then
+        fail("run", "%s: range %s..%s has an end beyond the 64-bit integers", shown, a, b)
+      end
+      a, b = ai, bi
       if b < a then fail("run", "%s: empty range %d..%d (a range counts up: write %d..%d)", shown, a, b, b, a) end
-      if b - a >= 100000 then fail("run", "%s: range of %d values; at most 100000", shown, b - a + 1) end
+      -- b - a wraps past math.maxinteger; read as unsigned it is the true difference
+      if math.ult(99999, b - a) then
+        fail("run", "%s: range of %.0f values; at most 100000", shown, (b + 0.0) - a + 1)
+      end
       list = {}
       for v = a, b do list[#list + 1] = tostring(v) end
     elseif item:find("..", 1, true) then

@@ -221,5 +221,12 @@ test.throws(function() arith.decode({ 15, 17 }) end, "token 2 is 17, not an id i
 test.throws(function() arith.node("*", arith.leaf(1), arith.leaf(2)) end, "op must be \"+\" or \"-\"", "bad operator")
 test.throws(function() arith.evaluate({ op = "+" }) end, "expected a tree", "malformed tree")
 test.throws(function() arith.training_mix(10, { exclude = 3 }) end, "exclude must be a set", "bad exclude")
+-- 1 << 64 wraps to 0 in Lua: max_length(64, 2) once returned -3 instead of refusing
+test.throws(function() arith.max_length(64, 2) end, "arithmetic.max_length: max_depth must be at most 20, got 64", "max_length depth 64")
+test.throws(function() arith.max_length(21, 3) end, "arithmetic.max_length: max_depth must be at most 20, got 21", "max_length depth 21")
+test.throws(function() arith.max_length(2, 1 << 62) end, "arithmetic.max_length: digits must be at most 15", "max_length huge digits")
+test.is(arith.max_length(20, 15), (1 << 20) * 15 + 3 * ((1 << 20) - 1), "max_length at both bounds: 2^20 leaves of 15 digits and 2^20 - 1 nodes")
+test.throws(function() arith.training_mix(10, { max_depth = 64 }) end, "arithmetic.training_mix: max_depth must be at most 20, got 64",
+  "training_mix names itself for a depth past the bound")
 
 test.done()

@@ -29,6 +29,11 @@ test.throws(function() S.parse_values("seed", "1..x") end, "'1..x' is not a rang
 test.throws(function() S.parse_values("seed", "1.5..3") end, "not a range of integers", "a range from a fraction")
 test.throws(function() S.parse_values("seed", "1..3,2") end, "value 2 is listed twice", "a value listed twice")
 test.throws(function() S.parse_values("seed", "1..200000") end, "at most 100000", "a range too long")
+test.throws(function() S.parse_values("seed", "1..100001") end, "--seed 1..100001: range of 100001 values; at most 100000",
+  "the first range too long")
+test.is(#S.parse_values("seed", "1..100000"), 100000, "the longest range allowed")
+test.throws(function() S.parse_values("seed", "1..99999999999999999999") end,
+  "--seed 1..99999999999999999999: range 1..99999999999999999999 has an end beyond the 64-bit integers", "a range end beyond the integers")
 
 local r = S.parse_run({ "x.lua", "--seed", "1..2", "--lr=3e-4,1e-3", "--quick", "--steps", "200", "--out", "d",
   "--jobs", "2", "--only", "3", "--only", "seed=1,lr=3e-4", "--", "--jobs", "5", "--verbose" })
@@ -153,6 +158,15 @@ local function refused(args, text, desc)
 end
 local toy = "tests/sweep/toy.lua"
 refused("run " .. toy .. " --seed 4..1 --out " .. tmp .. "/e1", "milua-sweep run: --seed 4..1: empty range", "bad range")
+-- the range's length once wrapped to -1 and the loop ran through 2^64 values: in a child
+-- under timeout (and a 4 GB ulimit -v outside the sanitized build) a regression fails here
+do
+  local o, code = test.sh((os.getenv("MILUA_SANITIZED") and "" or "ulimit -v 4000000; ") .. "timeout 60 " .. launcher
+    .. " run " .. toy .. " --seed=-9223372036854775808..9223372036854775807 --out " .. tmp .. "/e1")
+  local want = "--seed -9223372036854775808..9223372036854775807: range of 18446744073709551616 values; at most 100000"
+  test.ok(code ~= 0 and code ~= 124 and o:find(want, 1, true) ~= nil, "a range whose length wraps past the integers")
+  if code == 0 or not o:find(want, 1, true) then test.diag("exit " .. tostring(code) .. ", output:\n" .. o) end
+end
 refused("run " .. toy .. " --seed 1..2 --runner foo --out " .. tmp .. "/e1",
   "unknown runner 'foo' (expected local, parallel or slurm)", "unknown runner")
 refused("run nope.lua --seed 1..2 --out " .. tmp .. "/e1", "no script 'nope.lua'", "missing script")

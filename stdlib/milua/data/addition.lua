@@ -33,7 +33,7 @@
 --                                           an answer digit (A_n .. A_0 in that order)
 --   addition.question(n [, {enrich = bool}]) one question (enrichment as a batch of one):
 --       {x, y, answer, tokens = {ids}, class = "S0".."S5", labels = {per column}}
---   addition.batch(B, n [, opts])
+--   addition.batch(B, n [, opts])   (B * (3n + 3) at most T.max_table_numbers(): rows are Lua tables)
 --       opts.enrich       apply the enrichment rule (default false: uniform questions)
 --       opts.enrich_prob  probability per batch (default 0.2)
 --       opts.enrich_frac  fraction of digit pairs modified (default 0.2)
@@ -222,8 +222,14 @@ function M.batch(B, n, opts)
   end
   check_n(n, "batch", 2)
   opts = check_opts(opts, "batch")
-  local xs, ys, enriched = draw(B, n, opts)
   local L = 3 * n + 3
+  -- the rows are Lua tables grown a number at a time: a size they cannot reach is refused
+  -- before the first draw, not after minutes and gigabytes
+  if B > T.max_table_numbers() // L then
+    error(string.format("addition.batch: a batch of %d examples of %d tokens is more numbers than Lua tables " ..
+      "hold on this machine (T.max_table_numbers() = %d)", B, L, T.max_table_numbers()), 2)
+  end
+  local xs, ys, enriched = draw(B, n, opts)
   local tok, tgt, mask = {}, {}, {}
   local classes, labels, xv, yv, ans = {}, {}, {}, {}, {}
   for b = 1, B do

@@ -26,7 +26,8 @@
 --   arith.leaf(n), arith.node(op, left, right)      build a tree by hand
 --   arith.text(tree) -> "((123-45)+678)";  arith.evaluate(tree) -> its exact value
 --   arith.max_length(max_depth, digits)  characters of the longest expression: a full tree of
---       depth max_depth with digits-wide leaves (21 for 2 and 3), [CLS] not counted
+--       depth max_depth (at most 20) with digits-wide leaves (at most 15) (21 for 2 and 3),
+--       [CLS] not counted
 --   arith.example(tree [, seq_len]) -> {
 --       tree, text, value,
 --       tokens  {ids}: [CLS] expression [PAD]... (seq_len of them; default 1 + #text)
@@ -69,6 +70,9 @@ local CLS, PAD = M.id["[CLS]"], M.id["[PAD]"]
 local function fail(fname, fmt, ...)
   error("arithmetic." .. fname .. ": " .. string.format(fmt, ...), 3)
 end
+
+local MAX_DEPTH = 20     -- 2^20 leaves: deeper full trees are longer than any sequence
+local MAX_DIGITS = 15    -- leaves are below hi <= 10^15
 
 local function check_int(v, fname, what, min)
   if math.type(v) ~= "integer" or v < min then
@@ -117,7 +121,7 @@ function M.tree(opts)
   opts = check_opts("tree", opts, { max_depth = true, leaf_p = true, lo = true, hi = true })
   local max_depth, leaf_p = opts.max_depth or 2, opts.leaf_p or 0.2
   check_int(max_depth, "tree", "max_depth", 0)
-  if max_depth > 20 then fail("tree", "max_depth must be at most 20, got %d", max_depth) end
+  if max_depth > MAX_DEPTH then fail("tree", "max_depth must be at most %d, got %d", MAX_DEPTH, max_depth) end
   if type(leaf_p) ~= "number" or not (leaf_p >= 0 and leaf_p <= 1) then
     fail("tree", "leaf_p must be a probability in [0, 1], got %s", tostring(leaf_p))
   end
@@ -155,6 +159,9 @@ end
 function M.max_length(max_depth, digits)
   check_int(max_depth, "max_length", "max_depth", 0)
   check_int(digits, "max_length", "digits", 1)
+  -- bounded as tree() and the leaf range are, so that 1 << max_depth cannot wrap
+  if max_depth > MAX_DEPTH then fail("max_length", "max_depth must be at most %d, got %d", MAX_DEPTH, max_depth) end
+  if digits > MAX_DIGITS then fail("max_length", "digits must be at most %d, got %d", MAX_DIGITS, digits) end
   local leaves = 1 << max_depth
   return leaves * digits + 3 * (leaves - 1)      -- each internal node adds "(", op, ")"
 end
@@ -310,6 +317,7 @@ function M.training_mix(n, opts)
   end
   local max_depth = opts.max_depth or 2
   check_int(max_depth, "training_mix", "max_depth", 0)
+  if max_depth > MAX_DEPTH then fail("training_mix", "max_depth must be at most %d, got %d", MAX_DEPTH, max_depth) end
   local lo, hi = leaf_range("training_mix", opts)
   local digits = #tostring(hi - 1)
   local seq_len = opts.seq_len or 1 + M.max_length(math.max(max_depth, 2), digits)

@@ -25,7 +25,7 @@
 --     depth_at  {[pos] = depth} for the n supervised positions
 --     value_at  {[pos] = value} for the same positions
 --
---   lego.batch(B, n_var [, opts]) -> table of tensors [B, L]
+--   lego.batch(B, n_var [, opts]) -> table of tensors [B, L]   (B * L at most T.max_table_numbers())
 --     opts.ordered        keep chain order (default false: shuffled)
 --     opts.n_var_choices  list of chain lengths; each example draws one uniformly
 --                         (n_var may then be nil; a curriculum mixes lengths this way)
@@ -156,6 +156,12 @@ function M.batch(batch_size, n_var, opts)
     error("lego.batch: n_train_var must be a non-negative integer, got " .. tostring(n_train), 2)
   end
   local ordered = opts.ordered and true or false
+  -- the rows are Lua tables grown a number at a time: a size they cannot reach is refused
+  -- before the first example, not after minutes and gigabytes
+  if batch_size > T.max_table_numbers() // seq_len then
+    error(string.format("lego.batch: a batch of %d examples of %d tokens is more numbers than Lua tables " ..
+      "hold on this machine (T.max_table_numbers() = %d)", batch_size, seq_len, T.max_table_numbers()), 2)
+  end
 
   local tok, tgt, mask, emask, depth = {}, {}, {}, {}, {}
   local examples, nvars = {}, {}

@@ -51,7 +51,8 @@
 --             ancestors {a_0 = goal, a_1 = parent(goal), ..., a_p = root} (Lua index j+1),
 --             edge_of {[B] = k}: the edge whose target is B, order, text, tokens {ids} (unpadded)
 --
---   tp.dataset(count, n [, opts]) -> table of tensors and lists
+--   tp.dataset(count, n [, opts]) -> table of tensors and lists   (count * seq_len at most
+--       T.max_table_numbers(): the rows are Lua tables)
 --     opts.first_index    index of the first example (default 0); example i has index first+i-1
 --     opts.order, opts.path_length, opts.second_length   as for example (applied to every row)
 --     tokens     int32 [count, 4n+1]  the model's input
@@ -323,6 +324,12 @@ function M.dataset(count, n, opts)
   check_n(n, "dataset")
   opts = check_opts(n, opts, "dataset", { first_index = true, order = true, path_length = true, second_length = true })
   local L = M.layout(n)
+  -- the rows are Lua tables grown a number at a time: a size they cannot reach is refused
+  -- before the first example, not after minutes and gigabytes
+  if count > T.max_table_numbers() // L.seq_len then
+    error(string.format("tree_paths.dataset: %d examples of %d tokens are more numbers than Lua tables " ..
+      "hold on this machine (T.max_table_numbers() = %d)", count, L.seq_len, T.max_table_numbers()), 2)
+  end
   local comma = tokenizer(n).ids[","]
   local first = opts.first_index or 0
   local tok, tgt, mask, emask, plen, examples = {}, {}, {}, {}, {}, {}
