@@ -2,6 +2,7 @@
    each bindings file exposes one luaopen_milua_* module. */
 #ifndef MILUA_H
 #define MILUA_H
+#include <stdint.h>
 #include <lua.h>
 #include <lauxlib.h>
 #include "core/tensor.h"
@@ -27,6 +28,8 @@ int milua_checkdim(lua_State *L, int idx, const char *fn, int ndim);
 int milua_coreerror(lua_State *L);
 /* let the collector keep pace with native allocation */
 void milua_gcpace(lua_State *L);
+/* the machine's physical memory in bytes, 0 if unknown: sizes past it are refused up front */
+uint64_t milua_physical_bytes(void);
 
 int luaopen_milua_tensor(lua_State *L);
 int luaopen_milua_nn_core(lua_State *L);     /* transformer, losses */

@@ -2,6 +2,7 @@
 #include "milua.h"
 #include "core/ops.h"
 #include "model/transformer.h"
+#include <stdio.h>
 #include <string.h>
 
 #define CONFIG_MT "milua.TransformerConfig"
@@ -84,6 +85,14 @@ static int l_config(lua_State *L) {
     lua_pop(L, 1);
   }
   if (mt_config_resolve(c)) return milua_coreerror(L);
+  /* a model past the machine's memory is refused here, before minutes of allocation */
+  double numbers = mt_tf_param_numel(c), ram = (double)milua_physical_bytes();
+  if (ram > 0 && numbers * sizeof(float) > ram) {
+    char msg[160];   /* lua_pushfstring has no %.3g */
+    snprintf(msg, sizeof msg, "transformer: the parameters alone take %.3g GB (%.4g numbers), more than this "
+             "machine's %.3g GB of memory", numbers * sizeof(float) / 1e9, numbers, ram / 1e9);
+    return luaL_error(L, "%s", msg);
+  }
   return 1;
 }
 

@@ -104,8 +104,7 @@ static void totable_rec(lua_State *L, mt_tensor *t, int d, int64_t off) {
    the inner tables' headers come on top) */
 #define LUA_SLOT_BYTES 16
 
-/* the machine's physical memory in bytes, 0 if unknown */
-static uint64_t physical_bytes(void) {
+uint64_t milua_physical_bytes(void) {
   long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
   return pages > 0 && page > 0 ? (uint64_t)pages * (uint64_t)page : 0;
 }
@@ -115,7 +114,7 @@ static uint64_t physical_bytes(void) {
    number at a time, so a size past this would run for minutes and gigabytes before failing;
    totable and the data generators refuse it before the first number. */
 static lua_Integer max_table_numbers(void) {
-  uint64_t slots = physical_bytes() / LUA_SLOT_BYTES;
+  uint64_t slots = milua_physical_bytes() / LUA_SLOT_BYTES;
   return slots && slots < (uint64_t)INT_MAX ? (lua_Integer)slots : INT_MAX;
 }
 static int f_max_table_numbers(lua_State *L) { lua_pushinteger(L, max_table_numbers()); return 1; }
@@ -132,7 +131,7 @@ static int m_totable(lua_State *L) {
   if (n > max_table_numbers())
     return luaL_error(L, "totable: out of memory: a tensor %s of %I elements needs at least %I bytes as Lua numbers, "
                       "more than the %I bytes of this machine", mt_shape_str(t, s, sizeof s), (lua_Integer)n,
-                      (lua_Integer)(n * LUA_SLOT_BYTES), (lua_Integer)physical_bytes());
+                      (lua_Integer)(n * LUA_SLOT_BYTES), (lua_Integer)milua_physical_bytes());
   totable_rec(L, t, 0, t->offset);
   return 1;
 }

@@ -5,6 +5,7 @@
 #include "core/ops.h"
 #include "core/autograd.h"
 #include "core/parallel.h"
+#include <limits.h>
 #include <math.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -138,26 +139,62 @@ static int shape_of(const mt_config *c, int kind, int64_t *s) {
   return 0;
 }
 
-/* the spec of parameter i (and its layer, -1 outside the blocks), or NULL past the end with
-   *count set to the number of parameters */
-static const pspec *param_at(const mt_config *c, int i, int *layer, int *count) {
+/* how many of specs[0..n) this config has */
+static int count_present(const mt_config *c, const pspec *specs, int n) {
   int k = 0;
-  *layer = -1;
-  for (int j = 0; j < COUNT(head_params); j++)
-    if (has(c, head_params[j].needs) && i == k++) return &head_params[j];
-  int layers = c->tie_layers ? 1 : c->n_layers;
-  for (int l = 0; l < layers; l++)
-    for (int j = 0; j < COUNT(block_params); j++)
-      if (has(c, block_params[j].needs) && i == k++) { *layer = l; return &block_params[j]; }
-  for (int j = 0; j < COUNT(tail_params); j++)
-    if (has(c, tail_params[j].needs) && i == k++) return &tail_params[j];
-  if (count) *count = k;
+  for (int j = 0; j < n; j++) k += has(c, specs[j].needs);
+  return k;
+}
+
+/* the k-th present spec of specs[0..n) */
+static const pspec *nth_present(const mt_config *c, const pspec *specs, int n, int k) {
+  for (int j = 0; j < n; j++)
+    if (has(c, specs[j].needs) && k-- == 0) return &specs[j];
   return NULL;
+}
+
+/* the spec of parameter i (and its layer, -1 outside the blocks), or NULL past the end with
+   *count set to the number of parameters. Indexes the blocks directly, so listing every
+   parameter of a deep model stays linear in its depth. */
+static const pspec *param_at(const mt_config *c, int i, int *layer, int *count) {
+  int nh = count_present(c, head_params, COUNT(head_params));
+  int nb = count_present(c, block_params, COUNT(block_params));
+  int nt = count_present(c, tail_params, COUNT(tail_params));
+  int layers = c->tie_layers ? 1 : c->n_layers;
+  *layer = -1;
+  if (i >= 0 && i < nh) return nth_present(c, head_params, COUNT(head_params), i);
+  if (i >= nh && (int64_t)(i - nh) < (int64_t)layers * nb) {
+    *layer = (i - nh) / nb;
+    return nth_present(c, block_params, COUNT(block_params), (i - nh) % nb);
+  }
+  int64_t t = (int64_t)i - nh - (int64_t)layers * nb;
+  if (t >= 0 && t < nt) return nth_present(c, tail_params, COUNT(tail_params), (int)t);
+  if (count) *count = (int)(nh + (int64_t)layers * nb + nt);
+  return NULL;
+}
+
+/* the numbers in all parameters, as a double: the size check of a config runs before any
+   allocation, and a count that large must not wrap */
+double mt_tf_param_numel(const mt_config *c) {
+  const struct { const pspec *specs; int n; double times; } groups[] = {
+    {head_params, COUNT(head_params), 1}, {block_params, COUNT(block_params), c->tie_layers ? 1 : c->n_layers},
+    {tail_params, COUNT(tail_params), 1}};
+  double total = 0;
+  for (int g = 0; g < 3; g++)
+    for (int j = 0; j < groups[g].n; j++) {
+      if (!has(c, groups[g].specs[j].needs)) continue;
+      int64_t shape[4];
+      int nd = shape_of(c, groups[g].specs[j].kind, shape);
+      double n = 1;
+      for (int d = 0; d < nd; d++) n *= (double)shape[d];
+      total += n * groups[g].times;
+    }
+  return total;
 }
 
 int mt_tf_n_params(const mt_config *c) {
   int layer, n = 0;
-  param_at(c, 1 << 30, &layer, &n);
+  param_at(c, INT_MAX, &layer, &n);
   return n;
 }
 

@@ -10,6 +10,8 @@
 /* Parameters in a fixed order; the i-th name and shape */
 int mt_tf_n_params(const mt_config *c);
 int mt_tf_param_info(const mt_config *c, int i, char *name, size_t n, int *ndim, int64_t *shape);
+/* the numbers in all parameters together (a double: it is checked before anything is allocated) */
+double mt_tf_param_numel(const mt_config *c);
 /* Hook points in the order they fire */
 int mt_tf_n_hooks(const mt_config *c);
 const char *mt_tf_hook_name(const mt_config *c, int i, char *buf, size_t n);

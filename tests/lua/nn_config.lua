@@ -55,6 +55,26 @@ do
     "config: no suggestion when nothing is close")
 end
 test.throws(function() nn.transformer { d_model = 8, d_vocab = 5, n_ctx = 4 } end, "'n_layers' is required", "a missing key is named")
+
+-- a model past any machine's memory is refused at once, with its size named
+test.throws(function() nn.transformer(cfg { n_layers = 1 << 24, d_model = 4096 }) end,
+  "the parameters alone take 1.35e+07 GB (3.379e+15 numbers), more than this machine's",
+  "2^24 layers of d_model 4096 are refused before any allocation")
+test.throws(function() nn.transformer(cfg { d_model = 1 << 24, d_mlp = 1 << 24 }) end, "more than this machine's",
+  "one layer too wide for memory is refused")
+-- a deep, narrow model is built, its parameters in order: embed, each block, the tail
+do
+  local deep = nn.transformer(cfg { n_layers = 3000, d_model = 4, d_mlp = 4 })
+  local names = deep.param_names
+  test.is(#names, 2 + 3000 * 16 + 4, "3000 layers: 16 parameters each, embed and tail")
+  test.is({ names[1], names[2], names[3], names[18], names[19], names[2 + 2999 * 16 + 1], names[#names - 4], names[#names] },
+    { "embed.W_E", "pos_embed.W_pos", "blocks.0.ln1.w", "blocks.0.mlp.b_out", "blocks.1.ln1.w", "blocks.2999.ln1.w",
+      "blocks.2999.mlp.b_out", "unembed.b_U" }, "names in the model's order across the blocks")
+  test.is(deep:num_params(), 5 * 4 + 4 * 4 + 3000 * (2 * 4 + 3 * (16 + 4) + 16 + 4 + 2 * 4 + 16 + 4 + 16 + 4) + 2 * 4 + 4 * 5 + 5,
+    "and their sizes")
+  local tied = nn.transformer(cfg { n_layers = 3000, d_model = 4, d_mlp = 4, tie_layers = true })
+  test.is(#tied.param_names, 2 + 16 + 4, "tied layers: one block of parameters")
+end
 test.throws(function() nn.transformer "LN" end, "expected a config table", "a config that is not a table")
 
 -- nn.suggest, the same algorithm for hook and parameter names
