@@ -143,6 +143,10 @@ end
 
 local function norm(name) return (name:gsub("-", "_")) end
 
+-- the most values of one flag, and the most jobs of one grid: each job is a directory and a
+-- process, and a grid past this is a typo (1..10000 twice) rather than a plan
+M.MAX_JOBS = 100000
+
 -- "1..4" -> 1,2,3,4; "3e-4,1e-3" -> as written; "1..3,7" -> 1,2,3,7
 function M.parse_values(flag, text)
   local shown = "--" .. flag .. " " .. text
@@ -160,8 +164,8 @@ function M.parse_values(flag, text)
       a, b = ai, bi
       if b < a then fail("run", "%s: empty range %d..%d (a range counts up: write %d..%d)", shown, a, b, b, a) end
       -- b - a wraps past math.maxinteger; read as unsigned it is the true difference
-      if math.ult(99999, b - a) then
-        fail("run", "%s: range of %.0f values; at most 100000", shown, (b + 0.0) - a + 1)
+      if math.ult(M.MAX_JOBS - 1, b - a) then
+        fail("run", "%s: range of %.0f values; at most %d", shown, (b + 0.0) - a + 1, M.MAX_JOBS)
       end
       list = {}
       for v = a, b do list[#list + 1] = tostring(v) end
@@ -246,6 +250,15 @@ local function safe(v) return (v:gsub("[^%w%.%-%+_]", "_")) end
 
 -- the cartesian product, first flag outermost; each job's name is its swept flags
 function M.expand(grid, fixed)
+  local count, sizes = 1, {}
+  for _, g in ipairs(grid) do
+    count = count * #g.values   -- each factor is at most MAX_JOBS: checked before it can wrap
+    sizes[#sizes + 1] = ("--%s %d"):format(g.name, #g.values)
+    if count > M.MAX_JOBS then
+      fail("run", "the grid has more than %d jobs (values per flag: %s%s): sweep fewer values at a time", M.MAX_JOBS,
+        table.concat(sizes, " x "), #sizes < #grid and " x ..." or "")
+    end
+  end
   local jobs, names = {}, {}
   local function rec(k, flags)
     if k > #grid then

@@ -63,6 +63,16 @@ test.is(S.expand({ { name = "data", values = { "a/b", "c d" } } }, {})[2].name, 
   "characters outside letters, digits and . - + _ become _ in names")
 test.throws(function() S.expand({ { name = "data", values = { "a/b", "a b" } } }, {}) end,
   "share the directory name 'data=a_b'", "two values that clean to one name are refused")
+-- each range is allowed, their product is not: refused before a single job is built
+local wide = S.parse_run({ "x.lua", "--seed", "1..1000", "--lr", "1..1000", "--bias", "1,2", "--out", "d" })
+test.throws(function() S.expand(wide.grid, wide.fixed) end,
+  "the grid has more than 100000 jobs (values per flag: --seed 1000 x --lr 1000 x ...): sweep fewer values at a time",
+  "a grid whose ranges multiply past the limit is refused, the sizes named")
+local huge = {}
+for i = 1, 40 do huge[i] = { name = "f" .. i, values = { "1", "2" } } end
+test.throws(function() S.expand(huge, {}) end, "more than 100000 jobs", "2^40 grid points are refused, not enumerated")
+test.is(#S.expand({ { name = "seed", values = S.parse_values("seed", "1..1000") },
+  { name = "lr", values = S.parse_values("lr", "1..100") } }, {}), 100000, "a grid of exactly the limit is built")
 
 ------------------------------------------------------------------------------ collect maths
 test.is(S.get({ a = { b = { 10, 20 } } }, "a.b.2"), 20, "dotted path into a list")
