@@ -672,13 +672,18 @@ local function run_parallel(s, todo, selected, jobs, threads, opts)
   end
   -- one word: parallel joins its command words unquoted and hands them to a shell
   cmd[#cmd + 1] = quote(self_command() .. " job " .. quote(s.dir) .. " {} --threads " .. threads)
-  cmd[#cmd + 1] = ":::: " .. quote(list) .. " 2>&1 </dev/null"
+  cmd[#cmd + 1] = ":::: " .. quote(list)
   local command = table.concat(cmd, " ")
   print("running: " .. command)
+  -- parallel writes a line only when a job ends; a "tick" every second beside it keeps the
+  -- progress line current. Both write into our pipe, so if this process dies, parallel dies at
+  -- its next line as it did before (its running jobs finish; a restart waits for them).
+  local ticking = "{ " .. command .. " 2>&1 </dev/null & p=$!; " ..
+    "while kill -0 $p 2>/dev/null; do echo tick; sleep 1; done; wait $p; } </dev/null"
   local show = progress_printer()
-  local h = io.popen(command, "r")
-  for line in h:lines() do
-    -- every line is a job's own report (done / FAILED / already complete)
+  local h = io.popen(ticking, "r")
+  for _ in h:lines() do
+    -- a job's own report (done / FAILED / already complete) or a tick
     local c = survey(s, selected, jobs)
     show(c.line)
   end

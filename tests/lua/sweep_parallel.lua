@@ -22,11 +22,13 @@ local f = assert(io.open(logins, "w"))
 f:write("2/:\n")                  -- two job slots on the local machine
 f:close()
 local dir = tmp .. "/par"
-local args = string.format("run tests/sweep/toy.lua --seed 1..2 --quick --lr 0.25 --count %s/count --out %s " ..
+-- each job sleeps 3 s, so that the progress is seen while both run
+local args = string.format("run tests/sweep/toy.lua --seed 1..2 --quick --lr 0.25 --sleep 3 --count %s/count --out %s " ..
   "--runner parallel --jobs 2 --sshloginfile %s", tmp, dir, logins)
 local out, rc = sh(launcher .. " " .. args)
 test.is(rc, 0, "the parallel sweep exits 0")
 test.like(out, "running: parallel %-%-jobs 2 [^\n]*%-%-sshloginfile [^\n]*sshlogins", "parallel got the --sshloginfile")
+test.like(out, "\n0/2 done, 2 running, 0 failed, 0 to start | ", "progress while both jobs run (parallel itself says nothing then)")
 test.like(out, "2/2 done, 0 running, 0 failed, 0 to start | %d+s in all, finished", "progress ends with all done")
 local joblog = io.open(dir .. "/parallel.joblog"):read("a")
 local exits = {}
