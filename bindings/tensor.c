@@ -43,7 +43,7 @@ void milua_gcpace(lua_State *L) {
      A full collection walks the whole Lua heap, so the second rule also waits for
      eight times the Lua heap's bytes of allocation: the addition experiment holds
      36 MB of Lua tables and trains a small model, and collecting every 73 MB of
-     allocation (twice the heap) still left its training 1.33x slower than with the
+     allocation (twice the heap) still left its training 1.5x slower than with the
      second rule off; at eight times it is within 11% of that (measured, 600 steps,
      one thread). The first rule still bounds the dead bytes by the working set. */
   static size_t threshold = GC_FLOOR, since = GC_FLOOR, total_then;
